@@ -1,0 +1,128 @@
+"""A city profile: who the city is, what its residents say, and how its 311 names things.
+
+Every vocabulary and threshold the classifier uses lives here, not in code.
+Profiles are TOML files in `config/cities/`, found by name or by path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from overheard.paths import CONFIG_DIR
+from overheard.tomlfile import load_model
+
+Terms = Annotated[list[str], Field(default_factory=list)]
+Score = Annotated[float, Field(ge=0, le=1)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CityInfo(_Strict):
+    #: Short machine name, used in issue ids and topic names: lowercase, no spaces.
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$")]
+    display_name: str
+    #: Bumped whenever the vocabulary or thresholds change; recorded on every issue.
+    version: str
+    timezone: str = "UTC"
+    #: Ways residents name the city ("baltimore", "bmore", "charm city").
+    names: Terms
+
+
+class Accounts(_Strict):
+    """The city's official accounts: a post that mentions or answers one addresses the city."""
+
+    x: Terms
+    reddit: Terms
+
+
+class CategoryVocabulary(_Strict):
+    label: str
+    #: The city's 311 service type for this category (Open311 `service_code`).
+    service_code: str | None = None
+    #: Phrases that name a problem by themselves ("pothole", "water main break").
+    problems: Terms
+    #: Phrases that name the subject but need a complaint cue ("streetlight", "alley").
+    topics: Terms
+
+    @model_validator(mode="after")
+    def _has_terms(self) -> CategoryVocabulary:
+        if not self.problems and not self.topics:
+            raise ValueError("a category needs at least one term in `problems` or `topics`")
+        return self
+
+
+class Community(_Strict):
+    #: The subreddits that belong to the city: posts there are local by context.
+    subreddits: Terms
+
+
+class ComplaintVocabulary(_Strict):
+    complaint_cues: Terms
+    #: Phrases that mark a report for emergency services rather than 311.
+    urgent: Terms
+
+
+class Places(_Strict):
+    """Place names that make a post local before the gazetteer is consulted."""
+
+    neighbourhoods: Terms
+    landmarks: Terms
+    streets: Terms
+
+
+class Decision(_Strict):
+    #: Keep posts that address the city (flagged) instead of dropping them.
+    keep_addressed: bool = False
+    #: Complaint score when a problem phrase names the problem by itself.
+    problem_score: Score = 0.9
+    #: Complaint score when a topic meets a complaint cue.
+    cue_score: Score = 0.6
+    #: A complaint cue counts only within this many characters of the subject.
+    cue_window: Annotated[int, Field(ge=0)] = 60
+    #: Minimum complaint score for an issue.
+    min_complaint: Score = 0.5
+    #: Locality score by evidence; the strongest piece of evidence wins.
+    locality_place: Score = 0.9
+    locality_community: Score = 0.7
+    locality_city_name: Score = 0.6
+    locality_none: Score = 0.2
+
+
+class CityProfile(_Strict):
+    city: CityInfo
+    accounts: Accounts
+    community: Community
+    vocabulary: ComplaintVocabulary
+    categories: dict[str, CategoryVocabulary]
+    places: Places
+    decision: Decision = Decision()
+
+    @field_validator("categories")
+    @classmethod
+    def _some_categories(
+        cls, value: dict[str, CategoryVocabulary]
+    ) -> dict[str, CategoryVocabulary]:
+        if not value:
+            raise ValueError("a profile needs at least one category")
+        return value
+
+    @property
+    def name(self) -> str:
+        return self.city.name
+
+
+def profile_path(name_or_path: str) -> Path:
+    """`baltimore` → config/cities/baltimore.toml; anything with a suffix or a slash is a path."""
+    candidate = Path(name_or_path)
+    if candidate.suffix or len(candidate.parts) > 1:
+        return candidate
+    return CONFIG_DIR / "cities" / f"{name_or_path}.toml"
+
+
+def load_profile(name_or_path: str) -> CityProfile:
+    return load_model(CityProfile, profile_path(name_or_path))

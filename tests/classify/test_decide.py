@@ -1,0 +1,87 @@
+import pytest
+from factories import post
+
+from overheard.classify.decide import DECIDED_BY, Classifier, Outcome
+from overheard.model import Issue, Platform
+from overheard.profile import load_profile
+
+
+@pytest.fixture(scope="module")
+def classifier() -> Classifier:
+    return Classifier(load_profile("baltimore"))
+
+
+def decide(classifier: Classifier, *args, **kwargs):
+    (decision,) = classifier.classify([post(*args, **kwargs)])
+    return decision
+
+
+def test_a_problem_phrase_makes_an_issue_with_its_service_code(classifier: Classifier) -> None:
+    decision = decide(classifier, "Light Street Water Main Break - the morning after")
+    assert decision.outcome is Outcome.ISSUE
+    issue = decision.issue
+    assert issue is not None
+    assert issue.id == Issue.id_for("baltimore", "reddit:t3_wp55z")
+    assert issue.category.name == "water_sewer"
+    assert issue.category.service_code == "WW-Water Leak (Exterior)"
+    assert issue.decided_by == DECIDED_BY
+    assert issue.scores.complaint == pytest.approx(0.9)
+    assert issue.scores.locality == pytest.approx(0.9)  # "Light Street" is a street
+    assert not issue.addresses_city
+    assert any("Water Main Break" in reason for reason in issue.explanation)
+
+
+def test_a_topic_needs_a_nearby_complaint_cue(classifier: Classifier) -> None:
+    plain = decide(classifier, "What are these things hanging on street light poles?")
+    assert plain.outcome is Outcome.NO_COMPLAINT
+    complaint = decide(classifier, "The street light on Fleet St has been out for weeks")
+    assert complaint.outcome is Outcome.ISSUE
+    assert complaint.issue.category.name == "streetlight"
+    assert complaint.issue.scores.locality == pytest.approx(0.9)  # names a street
+    far = "The street light on my corner. " + "x" * 200 + " Ugh, the Orioles lost again."
+    assert decide(classifier, far).outcome is Outcome.NO_COMPLAINT
+
+
+def test_posts_addressing_the_city_are_excluded_by_default(classifier: Classifier) -> None:
+    decision = decide(
+        classifier,
+        "@Baltimore311 pothole on Eastern Ave at Linwood",
+        "1849",
+        platform=Platform.X,
+        mentions=("Baltimore311",),
+    )
+    assert decision.outcome is Outcome.ADDRESSED_CITY
+    assert decision.issue is None
+    assert "addresses the city (@Baltimore311)" in decision.reasons[-1]
+
+
+def test_a_profile_switch_keeps_addressed_posts_flagged() -> None:
+    profile = load_profile("baltimore")
+    keeping = profile.model_copy(
+        update={"decision": profile.decision.model_copy(update={"keep_addressed": True})}
+    )
+    decision = decide(Classifier(keeping), "@BaltimoreDPW rats everywhere in our alley", "77",
+                      platform=Platform.X)
+    assert decision.outcome is Outcome.ISSUE
+    assert decision.issue.addresses_city
+
+
+def test_urgent_and_city_name_are_flagged(classifier: Classifier) -> None:
+    decision = decide(classifier, "Gas leak and a fallen tree on Harford Rd in Baltimore",
+                      subreddit=None)
+    assert decision.outcome is Outcome.ISSUE
+    assert decision.issue.urgent
+    assert decision.issue.names_city
+    assert decision.issue.category.name == "tree"
+
+
+def test_unrelated_posts_stop_at_the_scan(classifier: Classifier) -> None:
+    decision = decide(classifier, "The Orioles clinched the division!")
+    assert decision.outcome is Outcome.STOPPED_BY_SCAN
+    assert decision.issue is None
+
+
+def test_the_same_post_always_gives_the_same_issue(classifier: Classifier) -> None:
+    first = decide(classifier, "illegal dumping in the alley behind Conkling St again")
+    second = decide(classifier, "illegal dumping in the alley behind Conkling St again")
+    assert first.issue == second.issue
