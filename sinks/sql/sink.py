@@ -1,0 +1,250 @@
+"""The SQL sink: one row per issue, in SQLite (embedded) or PostgreSQL (production)."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import sqlalchemy
+from sqlalchemy import URL, Connection, Engine, Insert, event, func, make_url, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+
+from overheard.errors import ConfigError, TransientError
+from overheard.model import Issue
+from overheard.sinks.base import WRITTEN, BaseSink, Outcome, Rejected
+from overheard.sinks.sql import migrate
+from overheard.sinks.sql.failures import Failure, classify, describe
+from overheard.sinks.sql.tables import issues as issues_table
+
+if TYPE_CHECKING:
+    from overheard.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def from_settings(settings: Settings) -> SqlSink:
+    """The factory the `overheard.sinks` entry point names: the sink for `[database]`,
+    with the password from the environment (OVERHEARD_DATABASE__PASSWORD)."""
+    return SqlSink(settings.database.effective_url())
+
+
+class SqlSink(BaseSink):
+    """Writes each issue as one row of the `issues` table, once.
+
+    A batch is one INSERT ... ON CONFLICT (id) DO NOTHING in one transaction,
+    so a redelivered issue changes nothing and counts as written. When the
+    database refuses the batch because of a row, the batch is written again
+    issue by issue, each in its own SAVEPOINT, to reject only the rows it
+    refuses. When the database is unreachable or busy, `write` raises
+    `TransientError` and the runtime retries the batch.
+    """
+
+    name = "sql"
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        try:
+            self._url = make_url(url)
+        except ArgumentError:
+            # The message would quote the URL, password and all.
+            raise ConfigError(
+                "the database URL is not a SQLAlchemy URL "
+                "(dialect+driver://user:password@host/database)"
+            ) from None
+        self._insert = _insert_unless_present(self._url.get_backend_name())
+        self._engine = create_engine(self._url, echo=echo)
+
+    def __repr__(self) -> str:
+        return f"SqlSink({self._masked_url!r})"
+
+    @property
+    def _masked_url(self) -> str:
+        return self._url.render_as_string(hide_password=True)
+
+    def open(self) -> None:
+        """Create the SQLite file's folder, then migrate the schema to head."""
+        database = self._url.database
+        if (
+            self._url.get_backend_name() == "sqlite"
+            and database
+            and database != ":memory:"
+            and not self._url.query.get("uri")
+        ):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            migrate.upgrade(self._engine)
+        except DBAPIError as exc:
+            self._raise_for_batch(exc, "cannot prepare")
+        log.info("sql sink ready: %s", self._masked_url)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def write(self, issues: Sequence[Issue]) -> list[Outcome]:
+        if not issues:
+            return []
+        written_at = datetime.now(UTC)
+        rows = [_row(issue, written_at) for issue in issues]
+        try:
+            with self._engine.begin() as connection:
+                connection.execute(self._insert, rows)
+        except DBAPIError as exc:
+            if classify(exc) is not Failure.ROW:
+                self._raise_for_batch(exc, "cannot write to")
+            log.warning(
+                "the database refused a batch of %d issues (%s); writing them one by one",
+                len(rows),
+                describe(exc),
+            )
+            return self._write_one_by_one(issues, rows)
+        return [WRITTEN] * len(rows)
+
+    def _write_one_by_one(
+        self, issues: Sequence[Issue], rows: list[dict[str, Any]]
+    ) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        try:
+            with self._engine.begin() as connection:
+                for issue, row in zip(issues, rows, strict=True):
+                    outcomes.append(self._write_one(connection, issue, row))
+        except DBAPIError as exc:
+            self._raise_for_batch(exc, "cannot write to")
+        return outcomes
+
+    def _write_one(self, connection: Connection, issue: Issue, row: dict[str, Any]) -> Outcome:
+        try:
+            with connection.begin_nested():
+                connection.execute(self._insert, row)
+        except DBAPIError as exc:
+            if classify(exc) is not Failure.ROW:
+                raise
+            reason = f"the database refused the issue: {describe(exc)}"
+            log.warning("rejected issue %s (post %s): %s", issue.id, issue.post.id, reason)
+            return Rejected(reason)
+        return WRITTEN
+
+    def _raise_for_batch(self, exc: DBAPIError, doing: str) -> NoReturn:
+        """Raise `TransientError` for a failure that may pass, else `exc` itself."""
+        if classify(exc) is Failure.TRANSIENT:
+            raise TransientError(f"{doing} {self._masked_url}: {describe(exc)}") from exc
+        raise exc
+
+    def count_issues(self, city: str) -> int:
+        """How many issues of `city` the database holds."""
+        query = select(func.count()).select_from(issues_table).where(issues_table.c.city == city)
+        with self._engine.connect() as connection:
+            return connection.execute(query).scalar_one()
+
+    def counts_by_category(self, city: str) -> dict[str, int]:
+        """Issues of `city` per category, most frequent first."""
+        count = func.count().label("n")
+        query = (
+            select(issues_table.c.category, count)
+            .where(issues_table.c.city == city)
+            .group_by(issues_table.c.category)
+            .order_by(count.desc(), issues_table.c.category)
+        )
+        with self._engine.connect() as connection:
+            return {category: n for category, n in connection.execute(query)}
+
+
+def create_engine(url: URL, *, echo: bool = False) -> Engine:
+    """An engine for the sink: stale connections are replaced before use, a
+    server that does not answer fails the connection after 10 s, and parameters
+    (post text, author ids) stay out of error messages and logs unless `echo`
+    asks for the SQL.
+
+    SQLite gets real transactions: Python's sqlite3 module would neither begin
+    one before DDL nor keep SAVEPOINTs working, so the driver's own transaction
+    handling is switched off and every transaction starts with BEGIN IMMEDIATE,
+    which takes the write lock up front (a writer waits for the busy timeout
+    rather than failing halfway). WAL lets readers, such as an analyst's
+    sqlite3 shell, read while the sink writes.
+    """
+    connect_args: dict[str, Any] = {}
+    if url.get_backend_name() == "postgresql" and "connect_timeout" not in url.query:
+        connect_args["connect_timeout"] = 10
+    try:
+        engine = sqlalchemy.create_engine(
+            url, echo=echo, pool_pre_ping=True, hide_parameters=not echo, connect_args=connect_args
+        )
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise ConfigError(
+            f"cannot use database {url.render_as_string(hide_password=True)}: {exc}"
+        ) from None
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _insert_unless_present(backend: str) -> Insert:
+    """INSERT ... ON CONFLICT (id) DO NOTHING, in the backend's dialect."""
+    if backend == "postgresql":
+        return postgresql.insert(issues_table).on_conflict_do_nothing(
+            index_elements=[issues_table.c.id]
+        )
+    if backend == "sqlite":
+        return sqlite.insert(issues_table).on_conflict_do_nothing(
+            index_elements=[issues_table.c.id]
+        )
+    raise ConfigError(f"the sql sink writes to PostgreSQL or SQLite, not {backend!r}")
+
+
+def _sqlite_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+    dbapi_connection.isolation_level = None
+    try:
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.OperationalError as exc:
+        # Switching a file to WAL needs it to itself, and SQLite does not wait
+        # for that. The mode is stored in the file, so the busy connection is
+        # another one switching it, or a later connection will.
+        if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+            raise
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _row(issue: Issue, written_at: datetime) -> dict[str, Any]:
+    post, location = issue.post, issue.location
+    span = location.span if location else None
+    return {
+        "id": issue.id,
+        "city": issue.city,
+        "post_id": post.id,
+        "platform": post.platform.value,
+        "post_url": post.url,
+        "post_created_at": post.created_at,
+        "author_id": post.author.id,
+        "author_handle": post.author.handle,
+        "text": post.text,
+        "category": issue.category.name,
+        "service_code": issue.category.service_code,
+        "complaint_score": issue.scores.complaint,
+        "category_score": issue.scores.category,
+        "locality_score": issue.scores.locality,
+        "lat": location.lat if location else None,
+        "lon": location.lon if location else None,
+        "location_precision": location.precision.value if location else None,
+        "location_source": location.source if location else None,
+        "location_confidence": location.confidence if location else None,
+        "location_span_text": span.text if span else None,
+        "location_span_start": span.start if span else None,
+        "location_span_end": span.end if span else None,
+        "addresses_city": issue.addresses_city,
+        "names_city": issue.names_city,
+        "urgent": issue.urgent,
+        "decided_by": issue.decided_by,
+        "explanation": list(issue.explanation),
+        "classifier_version": issue.versions.classifier,
+        "profile_version": issue.versions.profile,
+        "schema_version": issue.schema_version,
+        "issue": issue.model_dump(mode="json"),
+        "written_at": written_at,
+    }
