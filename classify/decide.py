@@ -141,7 +141,9 @@ class Classifier:
         cues = [
             cue
             for cue in evidence.of(Kind.CUE)
-            if any(cue.start - window <= hit.end and hit.start - window <= cue.end for hit in support)
+            if any(
+                cue.start - window <= hit.end and hit.start - window <= cue.end for hit in support
+            )
         ]
         if problems:
             complaint = rules.problem_score

@@ -31,8 +31,13 @@ class DeadLetter:
 
     def headers(self) -> list[tuple[str, bytes]]:
         at = (self.at or datetime.now(UTC)).isoformat()
-        fields = {"stage": self.stage, "reason": self.reason, "error": self.error,
-                  "origin": self.origin, "at": at}
+        fields = {
+            "stage": self.stage,
+            "reason": self.reason,
+            "error": self.error,
+            "origin": self.origin,
+            "at": at,
+        }
         return [(_PREFIX + name, value.encode("utf-8")) for name, value in fields.items()]
 
     @classmethod

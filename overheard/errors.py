@@ -27,3 +27,12 @@ class ConfigError(OverheardError):
 
 class SinkRejected(OverheardError):
     """A sink refused an issue for good; its reason goes into the dead letter."""
+
+
+class Rebalanced(OverheardError):
+    """The consumer lost its partitions before it could commit.
+
+    Its results were already acknowledged downstream; the uncommitted messages go
+    to the partitions' new owner and are processed again, which every stage absorbs
+    (same issue ids, idempotent sinks). Retrying the commit could never succeed.
+    """

@@ -6,4 +6,6 @@ import os
 from pathlib import Path
 
 #: The repository's `config/` folder (overheard runs from a checkout, installed editable).
-CONFIG_DIR = Path(os.environ.get("OVERHEARD_CONFIG_DIR", Path(__file__).resolve().parents[1] / "config"))
+CONFIG_DIR = Path(
+    os.environ.get("OVERHEARD_CONFIG_DIR", Path(__file__).resolve().parents[1] / "config")
+)

@@ -54,6 +54,11 @@ class BusSettings(_Section):
     batch_size: Annotated[int, Field(ge=1)] = 500
     poll_timeout_s: Positive = 1.0
     session_timeout_ms: Annotated[int, Field(ge=1000)] = 10_000
+    #: How long one request to a broker may take before it is retried.
+    request_timeout_ms: Annotated[int, Field(ge=1000)] = 30_000
+    #: How long the producer keeps trying to deliver a message before `flush` reports
+    #: a transient failure (and the stage retries the whole batch).
+    delivery_timeout_ms: Annotated[int, Field(ge=1000)] = 120_000
 
 
 class DatabaseSettings(_Section):

@@ -1,4 +1,7 @@
-"""Reading TOML files into pydantic models, with errors that name the file, the key and what was expected."""
+"""Reading TOML files into pydantic models.
+
+Errors name the file, the key and what was expected.
+"""
 
 from __future__ import annotations
 

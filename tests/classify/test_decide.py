@@ -1,9 +1,9 @@
 import pytest
-from factories import post
 
 from overheard.classify.decide import DECIDED_BY, Classifier, Outcome
 from overheard.model import Issue, Platform
 from overheard.profile import load_profile
+from tests.factories import post
 
 
 @pytest.fixture(scope="module")
@@ -60,15 +60,17 @@ def test_a_profile_switch_keeps_addressed_posts_flagged() -> None:
     keeping = profile.model_copy(
         update={"decision": profile.decision.model_copy(update={"keep_addressed": True})}
     )
-    decision = decide(Classifier(keeping), "@BaltimoreDPW rats everywhere in our alley", "77",
-                      platform=Platform.X)
+    decision = decide(
+        Classifier(keeping), "@BaltimoreDPW rats everywhere in our alley", "77", platform=Platform.X
+    )
     assert decision.outcome is Outcome.ISSUE
     assert decision.issue.addresses_city
 
 
 def test_urgent_and_city_name_are_flagged(classifier: Classifier) -> None:
-    decision = decide(classifier, "Gas leak and a fallen tree on Harford Rd in Baltimore",
-                      subreddit=None)
+    decision = decide(
+        classifier, "Gas leak and a fallen tree on Harford Rd in Baltimore", subreddit=None
+    )
     assert decision.outcome is Outcome.ISSUE
     assert decision.issue.urgent
     assert decision.issue.names_city

@@ -70,3 +70,65 @@ def _shared() -> Prefilter:
 @given(st.sampled_from(["pothole", "graffiti", "illegal dumping", "rats"]), st.text(max_size=40))
 def test_scan_finds_a_problem_phrase_wherever_it_stands(phrase: str, filler: str) -> None:
     assert _shared().scan(f"{filler} {phrase} {filler}") or not filler.isprintable()
+
+
+def whole_text_hits(prefilter: Prefilter, text: str) -> list[tuple[str, int, int]]:
+    """What the PhraseMatcher finds when it is given the whole text at once."""
+    doc = prefilter.nlp(text)
+    strings = prefilter.nlp.vocab.strings
+    return sorted(
+        (strings[m], doc[s:e].start_char, doc[s:e].end_char) for m, s, e in prefilter._matcher(doc)
+    )
+
+
+def stretch_hits(prefilter: Prefilter, text: str) -> list[tuple[str, int, int]]:
+    (hits,) = prefilter.match([text])
+    return sorted((hit.phrase, hit.start, hit.end) for hit in hits)
+
+
+def test_matching_stretches_finds_what_the_whole_text_gives_on_real_posts(
+    prefilter: Prefilter,
+) -> None:
+    from overheard.ingest import iter_archive
+    from overheard.model import Post
+    from overheard.paths import CONFIG_DIR
+
+    sample = CONFIG_DIR / "samples" / "reddit-baltimore-top-2013.csv"
+    texts = [item.text for item, _ in iter_archive(sample) if isinstance(item, Post)]
+    survivors = [text for text in texts if prefilter.scan(text)]
+    assert len(survivors) > 20
+    for text in survivors:
+        assert stretch_hits(prefilter, text) == whole_text_hits(prefilter, text)
+
+
+words = st.sampled_from(
+    [
+        "pothole",
+        "Pothole,",
+        "on",
+        "Eastern",
+        "Ave",
+        "still",
+        "not",
+        "fixed!",
+        "  ",
+        "\n",
+        "street",
+        "light",
+        "is",
+        "out",
+        "(rats)",
+        "x",
+        "Fells",
+        "Point",
+        "gas",
+        "leak",
+        "again.",
+    ]
+)
+
+
+@given(st.lists(words, max_size=30), st.sampled_from([" ", "", "  ", "\n", " \t"]))
+def test_matching_stretches_equals_matching_the_whole_text(parts: list[str], glue: str) -> None:
+    text = glue.join(parts)
+    assert stretch_hits(_shared(), text) == whole_text_hits(_shared(), text)

@@ -28,7 +28,9 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_precedence_is_defaults_file_environment_flags(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = write(tmp_path, '[bus]\nbatch_size = 10\ntopic_prefix = "fromfile"\nclient_id = "file"\n')
+    path = write(
+        tmp_path, '[bus]\nbatch_size = 10\ntopic_prefix = "fromfile"\nclient_id = "file"\n'
+    )
     settings = load_settings(path)
     assert (settings.bus.batch_size, settings.bus.topic_prefix) == (10, "fromfile")
     assert settings.bus.partitions == 3  # default

@@ -1,0 +1,65 @@
+"""`overheard check`: the configuration, the profile and every dependency, each reached once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kafka import KafkaAdminClient
+from kafka.errors import KafkaError
+
+from overheard.bus.kafka import connection_options
+from overheard.classify.decide import Classifier
+from overheard.errors import OverheardError
+from overheard.profile import load_profile
+from overheard.settings import Settings
+from overheard.sinks.registry import create_sink
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    what: str
+    ok: bool
+    detail: str
+
+
+def _attempt(what: str, action: Callable[[], str]) -> CheckResult:
+    try:
+        return CheckResult(what, True, action())
+    except (OverheardError, KafkaError, OSError, ValueError) as exc:
+        return CheckResult(what, False, f"{type(exc).__name__}: {exc}")
+
+
+def run_checks(settings: Settings) -> list[CheckResult]:
+    results = [CheckResult("settings", True, "valid")]
+
+    def profile() -> str:
+        loaded = load_profile(settings.city)
+        Classifier(loaded)
+        return (
+            f"{loaded.city.display_name} {loaded.city.version}, {len(loaded.categories)} categories"
+        )
+
+    results.append(_attempt("city profile", profile))
+
+    def broker() -> str:
+        if settings.bus.kind == "memory":
+            return "in-process bus: no broker needed"
+        admin = KafkaAdminClient(**connection_options(settings.bus), request_timeout_ms=10_000)
+        try:
+            return f"{settings.bus.bootstrap_servers}: {len(admin.list_topics())} topics"
+        finally:
+            admin.close()
+
+    results.append(_attempt("bus", broker))
+
+    for name in settings.sinks:
+
+        def sink(name: str = name) -> str:
+            created = create_sink(name, settings)
+            created.open()
+            created.close()
+            return "reachable"
+
+        results.append(_attempt(f"sink {name}", sink))
+    return results

@@ -1,0 +1,248 @@
+"""The `overheard` command: one subcommand per job, each option naming its environment variable."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from overheard.errors import ConfigError
+from overheard.settings import Settings, env_name, load_settings, shown
+
+app = typer.Typer(
+    help="Hears residents' complaints about local problems and hands them to the city.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+out = Console()
+err = Console(stderr=True)
+
+ConfigFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", envvar="OVERHEARD_CONFIG", help="Settings file (TOML).", show_envvar=True
+    ),
+]
+City = Annotated[
+    str | None,
+    typer.Option(
+        "--city",
+        envvar=env_name("city"),
+        show_envvar=True,
+        help="City profile: a name in config/cities/ or a TOML path.",
+    ),
+]
+Database = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        envvar=env_name("database", "url"),
+        show_envvar=True,
+        help=f"SQLAlchemy URL of the sql sink (password in {env_name('database', 'password')}).",
+    ),
+]
+Bootstrap = Annotated[
+    str | None,
+    typer.Option(
+        "--bootstrap",
+        envvar=env_name("bus", "bootstrap_servers"),
+        show_envvar=True,
+        help="Kafka bootstrap servers, host:port[,host:port…].",
+    ),
+]
+LogLevel = Annotated[
+    str,
+    typer.Option(
+        "--log-level",
+        envvar="OVERHEARD_LOG_LEVEL",
+        show_envvar=True,
+        help="DEBUG, INFO, WARNING or ERROR.",
+    ),
+]
+
+
+def _flags(**given: Any) -> dict[str, Any]:
+    """Command-line values as nested settings, leaving out what was not given."""
+    flags: dict[str, Any] = {}
+    for dotted, value in given.items():
+        if value is None:
+            continue
+        *parents, leaf = dotted.split("__")
+        node = flags
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = value
+    return flags
+
+
+def _settings(config: Path | None, **given: Any) -> Settings:
+    try:
+        return load_settings(config, _flags(**given))
+    except ConfigError as exc:
+        err.print(f"[bold red]configuration error[/]\n{exc}", highlight=False)
+        raise typer.Exit(2) from exc
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+
+
+@config_app.command("show")
+def config_show(
+    config: ConfigFile = None, city: City = None, db: Database = None, bootstrap: Bootstrap = None
+) -> None:
+    """Print the effective settings (defaults < file < environment < flags), secrets masked."""
+    settings = _settings(config, city=city, database__url=db, bus__bootstrap_servers=bootstrap)
+    out.print_json(json.dumps(shown(settings)))
+
+
+@app.command()
+def replay(
+    archives: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Archive files (JSON, JSONL, CSV; .gz/.bz2).", exists=True, dir_okay=False
+        ),
+    ],
+    config: ConfigFile = None,
+    city: City = None,
+    db: Database = None,
+    json_summary: Annotated[
+        bool, typer.Option("--json", help="Print the summary as JSON.")
+    ] = False,
+    log_level: LogLevel = "WARNING",
+) -> None:
+    """Replay archived feeds through every stage in this process, and print a summary."""
+    from overheard.pipeline import Pipeline
+    from overheard.pipeline import replay as run_replay
+
+    _logging(log_level)
+    settings = _settings(config, city=city, database__url=db, bus__kind="memory")
+    try:
+        pipeline = Pipeline.build(settings)
+    except ConfigError as exc:
+        err.print(f"[bold red]configuration error[/]\n{exc}", highlight=False)
+        raise typer.Exit(2) from exc
+    summary = run_replay(pipeline, archives).as_dict()
+    if json_summary:
+        out.print_json(json.dumps(summary))
+        return
+    _print_summary(summary, pipeline.profile.city.display_name, settings)
+
+
+def _print_summary(summary: dict[str, Any], city: str, settings: Settings) -> None:
+    table = Table(title=f"overheard replay — {city}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    table.add_row("posts read", str(summary["posts_read"]))
+    share = summary["stopped_by_prefilter_share"]
+    table.add_row(
+        "stopped by the prefilter scan", f"{summary['stopped_by_prefilter']} ({share:.0%})"
+    )
+    table.add_row("issues found", str(summary["issues"]))
+    for category, count in summary["issues_by_category"].items():
+        table.add_row(f"  {category}", str(count))
+    table.add_row("addressed the city (excluded)", str(summary["addressed_city_excluded"]))
+    table.add_row("urgent", str(summary["urgent"]))
+    for sink, count in summary["issues_written"].items():
+        table.add_row(f"written to {sink}", str(count))
+    letters = summary["deadletters"]
+    table.add_row("dead letters", str(sum(letters.values())))
+    for reason, count in letters.items():
+        table.add_row(f"  {reason}", str(count))
+    out.print(table)
+    if "sql" in settings.sinks:
+        out.print(f"issues are in {settings.database.shown_url()}", highlight=False)
+
+
+@app.command()
+def run(
+    stage: Annotated[
+        str,
+        typer.Option(
+            "--stage",
+            envvar="OVERHEARD_STAGE",
+            show_envvar=True,
+            help="all, ingest, classify or sink.",
+        ),
+    ] = "all",
+    archive: Annotated[
+        list[Path] | None,
+        typer.Option("--archive", help="Archive files the ingest stage feeds into Kafka."),
+    ] = None,
+    config: ConfigFile = None,
+    city: City = None,
+    db: Database = None,
+    bootstrap: Bootstrap = None,
+    log_level: LogLevel = "INFO",
+) -> None:
+    """Run stages as a daemon on Kafka until SIGTERM or SIGINT."""
+    from overheard.daemon import StageName, install_signal_handlers, run_daemon
+    from overheard.pipeline import Pipeline
+    from overheard.retry import Stopped
+
+    _logging(log_level)
+    try:
+        chosen = StageName(stage)
+    except ValueError as exc:
+        err.print(f"--stage must be one of {', '.join(s.value for s in StageName)}")
+        raise typer.Exit(2) from exc
+    settings = _settings(
+        config, city=city, database__url=db, bus__bootstrap_servers=bootstrap, bus__kind="kafka"
+    )
+    stop = threading.Event()
+    install_signal_handlers(stop)
+    try:
+        pipeline = Pipeline.build(settings, stop)
+        run_daemon(pipeline, chosen, archive or [])
+    except Stopped:
+        err.print("stopped before every stage had started")
+    except ConfigError as exc:
+        err.print(f"[bold red]configuration error[/]\n{exc}", highlight=False)
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def check(
+    config: ConfigFile = None,
+    city: City = None,
+    db: Database = None,
+    bootstrap: Bootstrap = None,
+    bus: Annotated[
+        str | None,
+        typer.Option(
+            "--bus", envvar=env_name("bus", "kind"), show_envvar=True, help="memory or kafka."
+        ),
+    ] = None,
+) -> None:
+    """Validate the configuration and reach every dependency; exit non-zero if any fails."""
+    from overheard.checks import run_checks
+
+    settings = _settings(
+        config, city=city, database__url=db, bus__bootstrap_servers=bootstrap, bus__kind=bus
+    )
+    results = run_checks(settings)
+    table = Table(title="overheard check", title_justify="left")
+    for column in ("what", "status", "detail"):
+        table.add_column(column)
+    for result in results:
+        status = "[green]ok[/]" if result.ok else "[bold red]failed[/]"
+        table.add_row(result.what, status, result.detail)
+    out.print(table)
+    if not all(result.ok for result in results):
+        raise typer.Exit(1)

@@ -1,0 +1,192 @@
+"""Assembling the stages from settings, and the two ways to drive them.
+
+`feed_archive` is the archive connector's side of the bus: it sends posts and
+advances the checkpoint only after the bus acknowledged them. `replay` runs
+every stage in one process, interleaved in chunks, on the in-process bus.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from overheard.bus.base import Bus, Producer, Topics
+from overheard.bus.memory import MemoryBus
+from overheard.classify.decide import Classifier
+from overheard.deadletter import DeadLetter
+from overheard.ingest.archive import Position, iter_archive
+from overheard.ingest.checkpoint import CheckpointStore
+from overheard.model import Post
+from overheard.profile import CityProfile, load_profile
+from overheard.retry import retry_transient
+from overheard.settings import Settings
+from overheard.sinks.base import Sink
+from overheard.sinks.registry import create_sink
+from overheard.stages import ClassifyStage, SinkStage, StageRunner
+from overheard.summary import Summary
+
+log = logging.getLogger(__name__)
+
+
+def topics_for(settings: Settings, profile: CityProfile) -> Topics:
+    bus = settings.bus
+    return Topics.for_city(
+        bus.topic_prefix, profile.name, bus.posts_topic, bus.issues_topic, bus.deadletters_topic
+    )
+
+
+def make_bus(settings: Settings, topics: Topics) -> Bus:
+    if settings.bus.kind == "kafka":
+        from overheard.bus.kafka import KafkaBus
+
+        return KafkaBus(settings.bus, topics)
+    return MemoryBus(topics)
+
+
+@dataclass
+class Pipeline:
+    """Everything a process needs to run any stage."""
+
+    settings: Settings
+    profile: CityProfile
+    topics: Topics
+    bus: Bus
+    summary: Summary
+    stop: threading.Event
+
+    @classmethod
+    def build(cls, settings: Settings, stop: threading.Event | None = None) -> Pipeline:
+        profile = load_profile(settings.city)
+        topics = topics_for(settings, profile)
+        return cls(
+            settings,
+            profile,
+            topics,
+            make_bus(settings, topics),
+            Summary(),
+            stop or threading.Event(),
+        )
+
+    def open_sinks(self) -> list[Sink]:
+        sinks = [create_sink(name, self.settings) for name in self.settings.sinks]
+        for sink in sinks:
+            retry_transient(sink.open, self.settings.retry, self.stop, f"opening sink {sink.name}")
+        return sinks
+
+    def group(self, stage: str) -> str:
+        """Consumer group of a stage: `<prefix>.<city>.<stage>`, one per city and stage."""
+        return f"{self.settings.bus.topic_prefix}.{self.profile.name}.{stage}"
+
+    def classify_runner(self) -> StageRunner:
+        stage = ClassifyStage(Classifier(self.profile), self.topics.issues, self.group("classify"))
+        return StageRunner.on(
+            self.bus, stage, self.topics.posts, self.settings.retry, self.stop, self.summary
+        )
+
+    def sink_runner(self, sink: Sink) -> StageRunner:
+        stage = SinkStage(sink, self.group(f"sink.{sink.name}"), self.settings.retry, self.stop)
+        return StageRunner.on(
+            self.bus, stage, self.topics.issues, self.settings.retry, self.stop, self.summary
+        )
+
+
+def feed_archive(
+    pipeline: Pipeline,
+    path: Path,
+    producer: Producer,
+    checkpoints: CheckpointStore | None = None,
+    *,
+    collected_at: datetime | None = None,
+    on_chunk: Callable[[], None] | None = None,
+) -> None:
+    """Send an archive's posts to the bus, `checkpoint_every` at a time.
+
+    After each chunk the producer is flushed (every post acknowledged), then the
+    checkpoint advances: a crash in between re-sends at most one chunk, which
+    the classify stage absorbs (the same post yields the same issue id).
+    """
+    settings = pipeline.settings
+    start = checkpoints.load(path) if checkpoints is not None else None
+    every = settings.ingest.checkpoint_every
+    position: Position | None = None
+    pending = 0
+    for item, position in iter_archive(path, start=start, collected_at=collected_at):
+        _send(pipeline, producer, item)
+        pending += 1
+        if pending >= every:
+            _commit_chunk(pipeline, producer, checkpoints, path, position)
+            pending = 0
+            if on_chunk is not None:
+                on_chunk()
+        if pipeline.stop.is_set():
+            break
+    if position is not None and pending:
+        _commit_chunk(pipeline, producer, checkpoints, path, position)
+        if on_chunk is not None:
+            on_chunk()
+
+
+def _send(pipeline: Pipeline, producer: Producer, item: Post | DeadLetter) -> None:
+    topics = pipeline.topics
+    if isinstance(item, Post):
+        pipeline.summary.read()
+        producer.send(topics.posts, item.to_bytes(), key=item.id.encode())
+    else:
+        log.warning("dead letter from ingest at %s: %s", item.origin, item.reason)
+        pipeline.summary.dead_lettered(item)
+        producer.send(
+            topics.deadletters, item.original, key=item.key, headers=tuple(item.headers())
+        )
+
+
+def _commit_chunk(
+    pipeline: Pipeline,
+    producer: Producer,
+    checkpoints: CheckpointStore | None,
+    path: Path,
+    position: Position,
+) -> None:
+    retry_transient(producer.flush, pipeline.settings.retry, pipeline.stop, "sending posts")
+    if checkpoints is not None:
+        checkpoints.save(path, position)
+
+
+def drain(runners: Sequence[StageRunner], batch_size: int) -> None:
+    """Step each runner until its topic is empty (the in-process bus never waits)."""
+    for runner in runners:
+        while runner.step(batch_size, 0.0):
+            pass
+
+
+def replay(
+    pipeline: Pipeline,
+    archives: Iterable[Path],
+    *,
+    collected_at: datetime | None = None,
+) -> Summary:
+    """Run every stage in this process over the archives; returns what happened."""
+    pipeline.bus.ensure_topics()
+    sinks = pipeline.open_sinks()
+    runners = [pipeline.classify_runner(), *(pipeline.sink_runner(sink) for sink in sinks)]
+    producer = pipeline.bus.producer()
+    batch = pipeline.settings.bus.batch_size
+    try:
+        for path in archives:
+            feed_archive(
+                pipeline,
+                path,
+                producer,
+                collected_at=collected_at,
+                on_chunk=lambda: drain(runners, batch),
+            )
+        drain(runners, batch)
+    finally:
+        for runner in runners:
+            runner.close()
+        for sink in sinks:
+            sink.close()
+    return pipeline.summary
