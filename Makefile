@@ -1,0 +1,35 @@
+# Every target creates .venv from pyproject.toml when it is missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench lint clean services
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## Replay the sample archive (r/baltimore, 2013) into SQLite under var/ and print a summary.
+run: $(STAMP)
+	$(BIN)/overheard replay config/samples/reddit-baltimore-top-2013.csv --city baltimore
+
+## The test suite, against a real Kafka broker and a real PostgreSQL that the session starts.
+test: $(STAMP) services
+	$(BIN)/python -m pytest
+
+## Install what the test session starts (PostgreSQL from Debian) when it is missing.
+services:
+	@sh tests/support/ensure-services.sh
+
+## Throughput figures, printed and written to var/bench/latest.json.
+bench: $(STAMP)
+	$(BIN)/python tests/benchmarks/run.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy overheard ingest classify geo sinks
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
