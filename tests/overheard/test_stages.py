@@ -186,3 +186,24 @@ def test_a_row_the_database_refuses_is_dead_lettered_and_the_rest_written(
     assert sink.count_issues("baltimore") == 3
     sink.close()
     assert summary.as_dict()["issues_written"] == {"sql": 3}
+
+
+@pytest.mark.parametrize(
+    ("raw", "error"),
+    [
+        (b"{broken", "MalformedMessage"),
+        (b'{"schema_version": 99, "id": "reddit:t3_x"}', "UnsupportedSchemaVersion"),
+        (b'{"schema_version": 1, "id": "myspace:1", "platform": "myspace"}', "MalformedMessage"),
+    ],
+)
+def test_every_unreadable_post_is_dead_lettered_with_its_bytes(
+    classifier: Classifier, raw: bytes, error: str
+) -> None:
+    bus = MemoryBus(TOPICS)
+    publish(bus, TOPICS.posts, raw)
+    runner = runner_for(bus, ClassifyStage(classifier, TOPICS.issues, "classify"), TOPICS.posts)
+    runner.step(10, 0)
+    (record,) = bus.records(TOPICS.deadletters)
+    letter = DeadLetter.from_record(record.key, record.value, record.headers)
+    assert (letter.stage, letter.error, letter.original) == ("classify", error, raw)
+    assert runner.consumer.lag() == 0

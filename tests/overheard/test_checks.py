@@ -1,0 +1,41 @@
+"""`overheard check` reaches the real broker and database and says what is wrong."""
+
+from typer.testing import CliRunner
+
+from overheard.cli import app
+
+
+def test_check_passes_when_everything_is_reachable(kafka_bootstrap: str, tmp_path) -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            "check",
+            "--bus",
+            "kafka",
+            "--bootstrap",
+            kafka_bootstrap,
+            "--db",
+            f"sqlite:///{tmp_path}/overheard.db",
+        ],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 0, result.output
+    for what in ("settings", "city profile", "bus", "sink sql"):
+        assert what in result.output
+    assert "failed" not in result.output
+
+
+def test_check_fails_and_names_what_is_unreachable() -> None:
+    unreachable = "postgresql+psycopg://overheard:s3cret-pw@127.0.0.1:9/overheard"
+    result = CliRunner().invoke(app, ["check", "--db", unreachable], env={"COLUMNS": "200"})
+    assert result.exit_code == 1
+    assert "sink sql" in result.output
+    assert "failed" in result.output
+    assert "s3cret-pw" not in result.output
+
+
+def test_check_reports_a_broken_profile(tmp_path) -> None:
+    broken = tmp_path / "nowhere.toml"
+    result = CliRunner().invoke(app, ["check", "--city", str(broken)], env={"COLUMNS": "200"})
+    assert result.exit_code == 1
+    assert "no such file" in result.output
