@@ -23,7 +23,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark tests by the services they use, so `-m "not kafka"` and the like select them."""
     for item in items:
         fixtures = getattr(item, "fixturenames", ())
-        uses_kafka = "kafka_broker" in fixtures or "kafka_cluster" in fixtures
+        uses_kafka = {"kafka_broker", "kafka_cluster", "kafka_node"} & set(fixtures)
         if uses_kafka or item.get_closest_marker("durable_broker") is not None:
             item.add_marker(pytest.mark.kafka)
         if "postgres_url" in fixtures:
@@ -64,20 +64,30 @@ def kafka_topic_prefix() -> str:
     return f"t{uuid.uuid4().hex[:8]}."
 
 
-@pytest.fixture
-def kafka_cluster() -> Iterator[KafkaCluster]:
-    """A fresh 3-node Apache Kafka cluster for this test alone (it may stop nodes).
-
-    Takes about 15 s to start; skipped where Apache Kafka can't run (no java).
-    """
+def _own_cluster(size: int) -> Iterator[KafkaCluster]:
     try:
-        cluster = KafkaCluster.start(3)
+        cluster = KafkaCluster.start(size)
     except ServiceUnavailable as reason:
         pytest.skip(f"no Apache Kafka cluster: {reason}")
     try:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture
+def kafka_cluster() -> Iterator[KafkaCluster]:
+    """A fresh 3-node Apache Kafka cluster for this test alone (it may stop nodes).
+
+    Takes about 15 s to start; skipped where Apache Kafka can't run (no java).
+    """
+    yield from _own_cluster(3)
+
+
+@pytest.fixture
+def kafka_node() -> Iterator[KafkaCluster]:
+    """A single Apache Kafka node for this test alone, so stopping it disturbs no other test."""
+    yield from _own_cluster(1)
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from kafka import KafkaAdminClient
@@ -18,7 +17,6 @@ from overheard.settings import BusSettings, RetrySettings
 from overheard.stages import ClassifyStage, StageRunner
 from tests.factories import post
 from tests.support.kafka_broker import KafkaCluster
-from tests.support.processes import ServiceUnavailable
 
 FAST = RetrySettings(initial_s=0.2, max_s=1.0)
 
@@ -126,24 +124,11 @@ def test_dead_letters_keep_original_bytes_and_context_in_headers(
     )
 
 
-@pytest.fixture
-def single_node_kafka() -> Iterator[KafkaCluster]:
-    """A broker of this test's own, so stopping it disturbs no other test."""
-    try:
-        cluster = KafkaCluster.start(1)
-    except ServiceUnavailable as reason:
-        pytest.skip(f"no Apache Kafka: {reason}")
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
-
-
 def test_classify_waits_out_a_broker_outage_and_loses_nothing(
-    single_node_kafka: KafkaCluster, kafka_topic_prefix: str
+    kafka_node: KafkaCluster, kafka_topic_prefix: str
 ) -> None:
     """Broker down mid-stream: the stage retries with backoff, then finishes every post."""
-    bus = make_bus(single_node_kafka.bootstrap, kafka_topic_prefix, partitions=1)
+    bus = make_bus(kafka_node.bootstrap, kafka_topic_prefix, partitions=1)
     bus.ensure_topics()
     posts = [post(f"pothole on Eastern Ave number {n}", f"t3_p{n}") for n in range(30)]
     producer = bus.producer()
@@ -159,11 +144,11 @@ def test_classify_waits_out_a_broker_outage_and_loses_nothing(
     )
     assert runner.step(10, 10) > 0  # joined the group and handled a first batch
 
-    single_node_kafka.stop_node(0)
+    kafka_node.stop_node(0)
     worker = threading.Thread(target=_run_quietly, args=(runner, stop), daemon=True)
     worker.start()
     time.sleep(3)  # the stage is now retrying against a dead broker
-    single_node_kafka.start_node(0)
+    kafka_node.start_node(0)
 
     reader = bus.consumer(bus.topics.issues, "check")
     expected = {Issue.id_for("baltimore", p.id) for p in posts}
