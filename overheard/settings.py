@@ -92,6 +92,34 @@ class IngestSettings(_Section):
     checkpoint_every: Annotated[int, Field(ge=1)] = 500
 
 
+class JsonlSettings(_Section):
+    """The jsonl sink: one file per day (UTC) for analysts."""
+
+    directory: Path = Path("var/jsonl")
+
+
+class WebhookSettings(_Section):
+    """The webhook sink: each issue POSTed as JSON, signed with HMAC-SHA256."""
+
+    url: str | None = None
+    #: The HMAC key; from the environment (OVERHEARD_WEBHOOK__SECRET), never a file.
+    secret: SecretStr | None = None
+    timeout_s: Positive = 10.0
+
+
+class Open311Settings(_Section):
+    """The open311 sink: GeoReport v2 service requests."""
+
+    #: The endpoint's base URL, e.g. https://311.example.gov/open311/v2/
+    endpoint: str | None = None
+    #: From the environment (OVERHEARD_OPEN311__API_KEY), never a file.
+    api_key: SecretStr | None = None
+    jurisdiction_id: str | None = None
+    #: Where the ledger (issue id → service request) lives.
+    ledger_url: str = "sqlite:///var/open311-ledger.db"
+    timeout_s: Positive = 30.0
+
+
 class Fields(BaseModel):
     """The settings' shape, shared by the file check and the full load."""
 
@@ -103,6 +131,9 @@ class Fields(BaseModel):
     database: DatabaseSettings = DatabaseSettings()
     ingest: IngestSettings = IngestSettings()
     retry: RetrySettings = RetrySettings()
+    jsonl: JsonlSettings = JsonlSettings()
+    webhook: WebhookSettings = WebhookSettings()
+    open311: Open311Settings = Open311Settings()
     #: The sinks issues are written to, by entry-point name.
     sinks: list[str] = ["sql"]
 
