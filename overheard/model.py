@@ -84,7 +84,7 @@ class Thread(_Part):
     subreddit: str | None = None
     #: Id (in `Post.id` form) of the post or comment this one answers.
     reply_to: str | None = None
-    #: X conversation id, or the Reddit submission a comment belongs to.
+    #: The conversation (X) or submission (Reddit) the post belongs to, in `Post.id` form.
     conversation: str | None = None
     #: The title of the submission, for Reddit comments and submissions.
     title: str | None = None
@@ -161,6 +161,8 @@ class Post(Message):
     @field_validator("text")
     @classmethod
     def _has_words(cls, text: str) -> str:
+        # NUL never carries meaning in a post, and PostgreSQL cannot store it.
+        text = text.replace("\x00", "")
         if not text.strip():
             raise ValueError("post has no text")
         return text

@@ -67,3 +67,9 @@ def test_no_bytes_crash_the_reader(raw: bytes) -> None:
 def test_platform_prefixes_ids() -> None:
     assert Post.make_id(Platform.X, "1849") == "x:1849"
     assert isinstance(Issue.id_for("baltimore", "x:1849"), uuid.UUID)
+
+
+def test_nul_characters_are_dropped_from_text() -> None:
+    assert post("pothole\x00 on Fleet St").text == "pothole on Fleet St"
+    with pytest.raises(ValueError, match="post has no text"):
+        post("\x00 \x00")
