@@ -25,7 +25,7 @@ services:
 
 ## Throughput figures, printed and written to var/bench/latest.json.
 bench: $(STAMP)
-	$(BIN)/python tests/benchmarks/run.py
+	$(BIN)/python -m tests.benchmarks.run
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
