@@ -1,0 +1,244 @@
+"""The open311 sink's ledger: which issue became which service request, and how far it got.
+
+One row per issue that the sink ever tried to file::
+
+    open311_ledger
+      issue_id            UUID, primary key      Issue.id
+      service_code        text, not null         the service it was filed under
+      state               text, not null         posting | filed | token | filed_blackbox
+      service_request_id  text                   the city's id (filed; token once resolved)
+      token               text                   the batch token (token; kept once resolved)
+      intent_at           timestamp, not null    when the first POST was about to be sent
+      updated_at          timestamp, not null    the last change
+
+The states, in the order a request goes through them:
+
+- ``posting``: the intent, written *before* the POST. A row left in this state means the
+  process stopped (or the answer was unclear) between the POST and the result: the sink
+  looks the request up on the server before it posts again.
+- ``filed``: the server answered a ``service_request_id``.
+- ``token``: a batch service answered a token; `Open311Sink.resolve_tokens` turns it into
+  ``filed`` once ``GET tokens/{token}.json`` knows the id. The request is filed already.
+- ``filed_blackbox``: a blackbox service accepted the request and answers no id, ever.
+
+Why ``metadata.create_all`` and not Alembic, as the SQL sink does: the ledger is one small
+table in a database of its own (``[open311] ledger_url``), and this is its first schema.
+``create_all`` creates it when it is missing and leaves it alone otherwise. The first change
+to its columns should move it to the SQL sink's approach (``overheard.sinks.sql.migrate``:
+Alembic configured in code, its own version table) with this schema as revision 0001.
+
+The engine (SQLite with WAL and ``BEGIN IMMEDIATE``, PostgreSQL with a connect timeout,
+parameters kept out of errors) and the classification of database errors are the SQL
+sink's: a database that is down or busy raises `TransientError`; anything else is raised
+as it is.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Uuid,
+    delete,
+    make_url,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import ArgumentError, DBAPIError
+
+from overheard.errors import ConfigError, TransientError
+from overheard.sinks.sql.failures import Failure, classify, describe
+from overheard.sinks.sql.sink import create_engine
+from overheard.sinks.sql.tables import UtcDateTime
+
+POSTING = "posting"
+FILED = "filed"
+TOKEN = "token"
+FILED_BLACKBOX = "filed_blackbox"
+STATES = (POSTING, FILED, TOKEN, FILED_BLACKBOX)
+#: States in which the request is on the server: a redelivered issue is written.
+DONE = frozenset({FILED, TOKEN, FILED_BLACKBOX})
+
+metadata = MetaData(
+    naming_convention={
+        "pk": "pk_%(table_name)s",
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+ledger_table = Table(
+    "open311_ledger",
+    metadata,
+    Column("issue_id", Uuid, primary_key=True, comment="Issue.id"),
+    Column("service_code", String, nullable=False),
+    Column("state", String, nullable=False),
+    Column("service_request_id", String),
+    Column("token", String),
+    Column("intent_at", UtcDateTime, nullable=False, comment="before the first POST"),
+    Column("updated_at", UtcDateTime, nullable=False),
+    CheckConstraint("state IN (" + ", ".join(f"'{s}'" for s in STATES) + ")", name="state_known"),
+    CheckConstraint(f"state != '{FILED}' OR service_request_id IS NOT NULL", name="filed_has_id"),
+    CheckConstraint(f"state != '{TOKEN}' OR token IS NOT NULL", name="token_has_token"),
+    Index(None, "state"),
+)
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    issue_id: uuid.UUID
+    service_code: str
+    state: str
+    service_request_id: str | None
+    token: str | None
+    intent_at: datetime
+    updated_at: datetime
+
+
+class Ledger:
+    """Issue id → service request, in SQLite or PostgreSQL."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            self._url = make_url(url)
+        except ArgumentError:
+            raise ConfigError(
+                "the open311 ledger URL is not a SQLAlchemy URL "
+                "(dialect+driver://user:password@host/database)"
+            ) from None
+        backend = self._url.get_backend_name()
+        if backend not in ("sqlite", "postgresql"):
+            raise ConfigError(f"the open311 ledger lives in PostgreSQL or SQLite, not {backend!r}")
+        self._dialect_insert = postgresql.insert if backend == "postgresql" else sqlite.insert
+        self._engine = create_engine(self._url)
+
+    @property
+    def shown_url(self) -> str:
+        return self._url.render_as_string(hide_password=True)
+
+    def __repr__(self) -> str:
+        return f"Ledger({self.shown_url!r})"
+
+    @contextmanager
+    def _guard(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except DBAPIError as exc:
+            if classify(exc) is Failure.TRANSIENT:
+                raise TransientError(
+                    f"open311 ledger {self.shown_url}: cannot {doing}: {describe(exc)}"
+                ) from exc
+            raise
+
+    def create(self) -> None:
+        """Create the SQLite file's folder and the table, when missing."""
+        database = self._url.database
+        if (
+            self._url.get_backend_name() == "sqlite"
+            and database
+            and database != ":memory:"
+            and not self._url.query.get("uri")
+        ):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        with self._guard("create the table"), self._engine.begin() as connection:
+            metadata.create_all(connection, checkfirst=True)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def get(self, issue_id: uuid.UUID) -> LedgerEntry | None:
+        query = select(ledger_table).where(ledger_table.c.issue_id == issue_id)
+        with self._guard("read"), self._engine.connect() as connection:
+            row = connection.execute(query).mappings().first()
+        return None if row is None else LedgerEntry(**row)
+
+    def intend(self, issue_id: uuid.UUID, service_code: str, now: datetime) -> LedgerEntry:
+        """Record the intent to POST (state ``posting``); keeps the first intent's time."""
+        self._upsert(
+            {
+                "issue_id": issue_id,
+                "service_code": service_code,
+                "state": POSTING,
+                "intent_at": now,
+                "updated_at": now,
+            },
+            update=("service_code", "state", "updated_at"),
+        )
+        entry = self.get(issue_id)
+        assert entry is not None
+        return entry
+
+    def record(
+        self,
+        issue_id: uuid.UUID,
+        service_code: str,
+        state: str,
+        now: datetime,
+        *,
+        service_request_id: str | None = None,
+        token: str | None = None,
+    ) -> None:
+        """Record what the server answered (``filed``, ``token`` or ``filed_blackbox``)."""
+        if state not in DONE:
+            raise ValueError(f"not a final ledger state: {state!r}")
+        values: dict[str, Any] = {
+            "issue_id": issue_id,
+            "service_code": service_code,
+            "state": state,
+            "service_request_id": service_request_id,
+            "intent_at": now,
+            "updated_at": now,
+        }
+        update = ["service_code", "state", "service_request_id", "updated_at"]
+        if token is not None:  # a resolved token keeps its token
+            values["token"] = token
+            update.append("token")
+        self._upsert(values, update=update)
+
+    def forget_intent(self, issue_id: uuid.UUID) -> None:
+        """Drop a ``posting`` row: the server said for certain that it filed nothing."""
+        statement = delete(ledger_table).where(
+            ledger_table.c.issue_id == issue_id, ledger_table.c.state == POSTING
+        )
+        with self._guard("write"), self._engine.begin() as connection:
+            connection.execute(statement)
+
+    def pending_tokens(self, limit: int | None = None) -> list[LedgerEntry]:
+        """Rows in state ``token``, the least recently tried first."""
+        query = (
+            select(ledger_table)
+            .where(ledger_table.c.state == TOKEN)
+            .order_by(ledger_table.c.updated_at, ledger_table.c.issue_id)
+            .limit(limit)
+        )
+        with self._guard("read"), self._engine.connect() as connection:
+            return [LedgerEntry(**row) for row in connection.execute(query).mappings()]
+
+    def touch(self, issue_id: uuid.UUID, now: datetime) -> None:
+        """Mark a row as tried now (a token still pending goes to the back of the queue)."""
+        statement = (
+            ledger_table.update().where(ledger_table.c.issue_id == issue_id).values(updated_at=now)
+        )
+        with self._guard("write"), self._engine.begin() as connection:
+            connection.execute(statement)
+
+    def _upsert(self, values: dict[str, Any], update: Any) -> None:
+        insert = self._dialect_insert(ledger_table).values(**values)
+        statement = insert.on_conflict_do_update(
+            index_elements=[ledger_table.c.issue_id],
+            set_={name: insert.excluded[name] for name in update},
+        )
+        with self._guard("write"), self._engine.begin() as connection:
+            connection.execute(statement)

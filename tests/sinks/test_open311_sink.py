@@ -1,0 +1,680 @@
+"""The open311 sink against the Open311 test server, over real HTTP to its subprocess."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from overheard.bus.base import Topics
+from overheard.bus.memory import MemoryBus
+from overheard.errors import ConfigError, TransientError
+from overheard.model import Issue
+from overheard.settings import Open311Settings, RetrySettings, Settings
+from overheard.sinks.base import WRITTEN, Rejected, Retry
+from overheard.sinks.open311 import (
+    FILED,
+    FILED_BLACKBOX,
+    POSTING,
+    TOKEN,
+    Open311SetupError,
+    Open311Sink,
+    _retry_after,
+    describe_issue,
+    from_settings,
+    is_issue_id_attribute,
+)
+from overheard.stages import SinkStage, StageRunner
+from overheard.summary import Summary
+from overheard.testing.open311_process import Open311Server
+from tests.factories import make_issue
+
+ROOT = Path(__file__).resolve().parents[2]
+KEY = "open311-test-key-5f2c9e71"
+ALLEY = "SW-Dirty Alley"
+GRAFFITI = "SW-Graffiti Removal"
+POTHOLE = "TRM-Pothole Repair"
+FAST = RetrySettings(initial_s=0.01, max_s=0.05)
+TOPICS = Topics.for_city("test", "baltimore")
+
+
+def alley(native_id: str = "t3_alley1", **kwargs: Any) -> Issue:
+    """An issue filed under a service with no required attribute."""
+    return make_issue(native_id, category="dirty alley", service_code=ALLEY, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Open311Server]:
+    with Open311Server.start(services="baltimore", api_key=KEY) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def _fresh_server(server: Open311Server) -> None:
+    server.reset()
+    server.clear()
+
+
+@pytest.fixture
+def ledger_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/ledger.db"
+
+
+SinkFactory = Callable[..., Open311Sink]
+
+
+@pytest.fixture
+def make_sink(server: Open311Server, ledger_url: str) -> Iterator[SinkFactory]:
+    """Builds and opens sinks against the server (closed at the end of the test)."""
+    sinks: list[Open311Sink] = []
+
+    def build(
+        *,
+        api_key: str = KEY,
+        timeout_s: float = 10.0,
+        endpoint: str | None = None,
+        jurisdiction_id: str | None = None,
+        opened: bool = True,
+    ) -> Open311Sink:
+        sink = Open311Sink(endpoint or server.url, api_key, jurisdiction_id, ledger_url, timeout_s)
+        sinks.append(sink)
+        if opened:
+            sink.open()
+        return sink
+
+    yield build
+    for sink in sinks:
+        sink.close()
+
+
+@pytest.fixture
+def sink(make_sink: SinkFactory) -> Open311Sink:
+    return make_sink()
+
+
+def posts(server: Open311Server) -> list[dict[str, Any]]:
+    """Every POST the server received, whatever it answered."""
+    return [r for r in server.received() if r["method"] == "POST"]
+
+
+# -------------------------------------------------------------- filing
+
+
+def test_files_a_realtime_request_with_every_field(
+    server: Open311Server, sink: Open311Sink
+) -> None:
+    issue = alley()
+    assert sink.write([issue]) == [WRITTEN]
+    (record,) = server.requests()
+    form = record["form"]
+    assert form["api_key"] == KEY
+    assert form["service_code"] == ALLEY
+    assert (float(form["lat"]), float(form["long"])) == (39.2906, -76.5790)
+    assert form["description"] == (
+        f"{issue.post.text}\n\noverheard issue {issue.id}: {issue.post.url}"
+    )
+    assert form["media_url"] == issue.post.url
+    assert "jurisdiction_id" not in form
+    assert not [name for name in form if name.startswith("attribute[")]
+    assert record["type"] == "realtime"
+    entry = sink.ledger_entry(issue.id)
+    assert entry is not None
+    assert entry.state == FILED
+    assert entry.service_request_id == record["request"]["service_request_id"]
+    assert entry.service_code == ALLEY
+    assert entry.intent_at <= entry.updated_at
+
+
+def test_a_redelivered_issue_is_written_without_a_second_post(
+    server: Open311Server, sink: Open311Sink, make_sink: SinkFactory
+) -> None:
+    issue, other = alley("t3_one"), alley("t3_two")
+    assert sink.write([issue, other, issue]) == [WRITTEN] * 3
+    assert sink.write([issue]) == [WRITTEN]
+    assert make_sink().write([other, issue]) == [WRITTEN, WRITTEN]  # after a restart
+    assert len(server.requests()) == 2
+    assert len(posts(server)) == 2
+
+
+def test_a_batch_token_is_written_and_resolved_later(
+    server: Open311Server, sink: Open311Sink
+) -> None:
+    server.control(tokens=True, token_pending=1)
+    issue = alley()
+    assert sink.write([issue]) == [WRITTEN]
+    entry = sink.ledger_entry(issue.id)
+    assert entry is not None
+    assert entry.state == TOKEN
+    (record,) = server.requests()
+    assert entry.token == record["token"]
+    assert sink.resolve_tokens() == 0  # the server has no id for it yet
+    assert sink.ledger_entry(issue.id).state == TOKEN  # type: ignore[union-attr]
+    assert sink.resolve_tokens() == 1
+    entry = sink.ledger_entry(issue.id)
+    assert entry is not None
+    assert (entry.state, entry.token) == (FILED, record["token"])
+    assert entry.service_request_id == record["request"]["service_request_id"]
+    assert sink.resolve_tokens() == 0
+    assert sink.write([issue]) == [WRITTEN]  # filed already: no second POST
+    assert len(posts(server)) == 1
+
+
+def test_pending_tokens_are_resolved_by_the_next_open_and_write(
+    server: Open311Server, make_sink: SinkFactory
+) -> None:
+    server.control(tokens=True, token_pending=1)
+    first, second = alley("t3_first"), alley("t3_second")
+    sink = make_sink()
+    assert sink.write([first]) == [WRITTEN]
+    restarted = make_sink()  # open: the token answers no id yet
+    assert restarted.ledger_entry(first.id).state == TOKEN  # type: ignore[union-attr]
+    assert restarted.write([second]) == [WRITTEN]  # write resolves the first one first
+    assert restarted.ledger_entry(first.id).state == FILED  # type: ignore[union-attr]
+    assert restarted.ledger_entry(second.id).state == TOKEN  # type: ignore[union-attr]
+
+
+def test_a_blackbox_service_is_filed_without_an_id(
+    server: Open311Server, make_sink: SinkFactory
+) -> None:
+    server.control(service_types={ALLEY: "blackbox"})
+    sink = make_sink()
+    issue = alley()
+    assert sink.write([issue]) == [WRITTEN]
+    entry = sink.ledger_entry(issue.id)
+    assert entry is not None
+    assert (entry.state, entry.service_request_id, entry.token) == (FILED_BLACKBOX, None, None)
+    assert sink.write([issue]) == [WRITTEN]
+    assert len(posts(server)) == 1
+
+
+# -------------------------------------------------------------- refused before any HTTP call
+
+
+@pytest.mark.parametrize(
+    ("issue", "reason"),
+    [
+        (alley(located=False), "no location"),
+        (make_issue(category="weather", service_code=None), "no service code for category weather"),
+        (make_issue(service_code="XX-Not Offered"), "'XX-Not Offered'"),
+        (make_issue(), "requires attribute LOCATION_TYPE that overheard cannot fill"),
+        (
+            make_issue(category="dumping", service_code="HCD-Illegal Dumping"),
+            "requires attribute MATERIAL that overheard cannot fill",
+        ),
+    ],
+    ids=["no-location", "no-service-code", "not-offered", "pothole-attribute", "dumping-attribute"],
+)
+def test_what_can_never_be_filed_is_rejected_without_a_request(
+    server: Open311Server, sink: Open311Sink, issue: Issue, reason: str
+) -> None:
+    server.clear()  # forget discovery
+    (outcome,) = sink.write([issue])
+    assert isinstance(outcome, Rejected)
+    assert reason in outcome.reason
+    assert server.received() == []
+    assert sink.ledger_entry(issue.id) is None
+
+
+def test_a_long_description_is_cut_cleanly(server: Open311Server, sink: Open311Sink) -> None:
+    words = " ".join(f"word{n}" for n in range(1200))  # about 9,000 characters
+    issue = alley(text=f"Trash all over the alley by Eastern Ave near Linwood. {words}")
+    assert sink.write([issue]) == [WRITTEN]
+    description = server.requests()[0]["form"]["description"]
+    assert len(description) <= 4000
+    text, footer = description.rsplit("\n\n", 1)
+    assert footer == f"overheard issue {issue.id}: {issue.post.url}"
+    assert text.endswith("…")
+    assert text[:-1].split()[-1] in words.split()  # cut between words, not inside one
+    assert describe_issue(issue) == description
+
+
+# -------------------------------------------------------------- error mapping
+
+
+def test_a_400_error_list_rejects_with_the_spec_code(
+    server: Open311Server, sink: Open311Sink
+) -> None:
+    server.control(fail_next=[{"status": 400, "method": "POST"}])
+    issue = alley()
+    (outcome,) = sink.write([issue])
+    assert isinstance(outcome, Rejected)
+    assert "answered 400: 400 Injected failure: HTTP 400." in outcome.reason
+    assert sink.ledger_entry(issue.id) is None  # the server filed nothing
+    assert server.requests() == []
+
+
+def test_a_404_rejects_as_an_unknown_service(server: Open311Server, sink: Open311Sink) -> None:
+    server.control(fail_next=[{"status": 404, "method": "POST"}])
+    (outcome,) = sink.write([alley()])
+    assert isinstance(outcome, Rejected)
+    assert "answered 404" in outcome.reason
+
+
+def test_a_404_that_is_not_open311_stops_loudly(server: Open311Server, sink: Open311Sink) -> None:
+    server.control(fail_next=[{"status": 404, "method": "POST", "body": "html"}])
+    with pytest.raises(Open311SetupError, match="is the endpoint right"):
+        sink.write([alley()])
+
+
+def test_a_wrong_api_key_stops_loudly(server: Open311Server, make_sink: SinkFactory) -> None:
+    wrong = "wrong-key-0a1b2c3d"
+    sink = make_sink(api_key=wrong)
+    issue = alley()
+    with pytest.raises(ConfigError) as raised:
+        sink.write([issue])
+    assert isinstance(raised.value, Open311SetupError)
+    assert "403" in str(raised.value)
+    assert wrong not in str(raised.value)
+    assert sink.ledger_entry(issue.id) is None
+    assert server.requests() == []
+
+
+def test_a_429_retries_after_retry_after_and_the_batch_waits(
+    server: Open311Server, sink: Open311Sink
+) -> None:
+    server.control(fail_next=[{"status": 429, "retry_after": 7, "method": "POST"}])
+    first, second = alley("t3_a"), alley("t3_b")
+    outcomes = sink.write([first, second])
+    assert [type(o) for o in outcomes] == [Retry, Retry]
+    assert [o.delay for o in outcomes] == [7.0, 7.0]  # type: ignore[union-attr]
+    assert "429" in outcomes[0].reason  # type: ignore[union-attr]
+    assert len(posts(server)) == 1  # the second was not tried
+    assert sink.write([first, second]) == [WRITTEN, WRITTEN]
+    assert len(server.requests()) == 2
+
+
+def test_a_500_retries_that_issue_and_the_rest_are_tried(
+    server: Open311Server, sink: Open311Sink
+) -> None:
+    server.control(fail_next=[{"status": 500, "method": "POST"}])
+    first, second = alley("t3_a"), alley("t3_b")
+    outcomes = sink.write([first, second])
+    assert isinstance(outcomes[0], Retry)
+    assert outcomes[1] == WRITTEN
+    assert sink.write([first]) == [WRITTEN]
+    assert len(server.requests()) == 2
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        {"status": 503},
+        {"status": 503, "body": "html"},
+        {"status": 502, "body": "empty"},
+        {"status": 200, "body": "html"},
+        {"status": 200, "body": "empty"},
+    ],
+    ids=["503", "503-html", "502-empty", "200-html", "200-empty"],
+)
+def test_an_unclear_answer_retries_and_the_next_try_files_once(
+    server: Open311Server, sink: Open311Sink, failure: dict[str, Any]
+) -> None:
+    server.control(fail_next=[{**failure, "method": "POST"}])
+    issue = alley()
+    (outcome,) = sink.write([issue])
+    assert isinstance(outcome, Retry)
+    assert str(failure["status"]) in outcome.reason
+    assert sink.ledger_entry(issue.id).state == POSTING  # type: ignore[union-attr]
+    assert sink.write([issue]) == [WRITTEN]  # looked up (not there), then posted
+    assert len(server.requests()) == 1
+    lookups = [r for r in server.received() if r["path"] == "/requests.json"]
+    assert [r["method"] for r in lookups] == ["POST", "GET", "POST"]
+    assert lookups[1]["query"]["service_code"] == ALLEY
+
+
+def test_a_503_retry_after_is_the_delay(server: Open311Server, sink: Open311Sink) -> None:
+    server.control(fail_next=[{"status": 503, "retry_after": 3, "method": "POST"}])
+    (outcome,) = sink.write([alley()])
+    assert outcome == Retry(outcome.reason, 3.0)  # type: ignore[union-attr]
+
+
+def test_an_error_list_in_a_200_rejects(server: Open311Server, sink: Open311Sink) -> None:
+    server.control(fail_next=[{"status": 200, "method": "POST"}])
+    issue = alley()
+    (outcome,) = sink.write([issue])
+    assert isinstance(outcome, Rejected)
+    assert "error list in a 2xx answer" in outcome.reason
+    assert sink.ledger_entry(issue.id) is None
+
+
+def test_a_timeout_retries_and_the_request_it_filed_is_found(
+    server: Open311Server, make_sink: SinkFactory
+) -> None:
+    sink = make_sink(timeout_s=0.5)
+    server.control(delay_s=1.5)
+    issue = alley()
+    (outcome,) = sink.write([issue])
+    assert isinstance(outcome, Retry)
+    assert "timed out" in outcome.reason
+    server.reset()
+    deadline = time.monotonic() + 10
+    while not server.requests() and time.monotonic() < deadline:
+        time.sleep(0.05)  # the server handles the request after its delay, as a real one would
+    (record,) = server.requests()
+    assert sink.write([issue]) == [WRITTEN]  # found by the lookup: not posted again
+    assert len(posts(server)) == 1
+    entry = sink.ledger_entry(issue.id)
+    assert entry is not None
+    assert (entry.state, entry.service_request_id) == (
+        FILED,
+        record["request"]["service_request_id"],
+    )
+
+
+def test_a_realtime_answer_without_an_id_is_looked_up(
+    server: Open311Server, sink: Open311Sink
+) -> None:
+    """The sink discovered a realtime service; the server now answers it as a blackbox."""
+    server.control(service_types={ALLEY: "blackbox"})
+    issue = alley()
+    assert sink.write([issue]) == [WRITTEN]
+    (record,) = server.requests()
+    entry = sink.ledger_entry(issue.id)
+    assert entry is not None
+    assert (entry.state, entry.service_request_id) == (
+        FILED,
+        record["request"]["service_request_id"],
+    )
+
+
+def test_a_realtime_answer_without_an_id_that_cannot_be_found_rejects(
+    server: Open311Server, sink: Open311Sink
+) -> None:
+    server.control(service_types={ALLEY: "blackbox"}, max_rows=0)
+    issue = alley()
+    (outcome,) = sink.write([issue])
+    assert isinstance(outcome, Rejected)
+    assert "neither service_request_id nor token" in outcome.reason
+    # A replayed dead letter looks it up before posting again.
+    assert sink.ledger_entry(issue.id).state == POSTING  # type: ignore[union-attr]
+    server.reset()
+    assert sink.write([issue]) == [WRITTEN]
+    assert len(posts(server)) == 1
+
+
+# -------------------------------------------------------------- crash between POST and ledger
+
+CRASHING_WRITER = """
+import os, sys
+from overheard.model import Issue
+from overheard.sinks.open311 import Open311Sink
+
+url, ledger_url, issue_path, when = sys.argv[1:5]
+issue = Issue.from_bytes(open(issue_path, "rb").read())
+sink = Open311Sink(url, os.environ["OPEN311_TEST_KEY"], None, ledger_url, 10)
+sink.open()
+post = sink._post
+
+def crashing_post(form):
+    if when == "before":
+        os._exit(17)
+    post(form)
+    os._exit(17)  # the server filed it; the ledger never hears of it
+
+sink._post = crashing_post
+sink.write([issue])
+os._exit(3)
+"""
+
+
+def crash_while_filing(server: Open311Server, ledger_url: str, tmp_path: Path, when: str) -> Issue:
+    issue = alley()
+    issue_path = tmp_path / "issue.json"
+    issue_path.write_bytes(issue.to_bytes())
+    script = tmp_path / "crashing_writer.py"
+    script.write_text(CRASHING_WRITER)
+    env = {
+        **os.environ,
+        "OPEN311_TEST_KEY": KEY,
+        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
+    }
+    done = subprocess.run(
+        [sys.executable, str(script), server.url, ledger_url, str(issue_path), when],
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 17, done.stderr.decode()
+    return issue
+
+
+def test_a_crash_after_the_post_files_exactly_once(
+    server: Open311Server, make_sink: SinkFactory, ledger_url: str, tmp_path: Path
+) -> None:
+    issue = crash_while_filing(server, ledger_url, tmp_path, "after")
+    (record,) = server.requests()
+    sink = make_sink()
+    assert sink.ledger_entry(issue.id).state == POSTING  # type: ignore[union-attr]
+    assert sink.write([issue]) == [WRITTEN]
+    assert len(server.requests()) == 1
+    assert len(posts(server)) == 1
+    entry = sink.ledger_entry(issue.id)
+    assert entry is not None
+    assert (entry.state, entry.service_request_id) == (
+        FILED,
+        record["request"]["service_request_id"],
+    )
+
+
+def test_a_crash_before_the_post_files_it_on_the_next_try(
+    server: Open311Server, make_sink: SinkFactory, ledger_url: str, tmp_path: Path
+) -> None:
+    issue = crash_while_filing(server, ledger_url, tmp_path, "before")
+    assert server.requests() == []
+    sink = make_sink()
+    assert sink.ledger_entry(issue.id).state == POSTING  # type: ignore[union-attr]
+    assert sink.write([issue]) == [WRITTEN]
+    (record,) = server.requests()
+    entry = sink.ledger_entry(issue.id)
+    assert entry is not None
+    assert entry.service_request_id == record["request"]["service_request_id"]
+
+
+# -------------------------------------------------------------- in the pipeline
+
+
+def test_the_sink_stage_rides_out_a_flapping_server_and_files_once(
+    server: Open311Server, sink: Open311Sink
+) -> None:
+    bus = MemoryBus(TOPICS)
+    first, second = alley("t3_s1"), alley("t3_s2")
+    producer = bus.producer()
+    for issue in (first, second, first):
+        producer.send(TOPICS.issues, issue.to_bytes())
+    producer.flush()
+    server.control(fail_next=[503, 503, {"status": 503, "body": "html"}, 502, 503])
+    summary = Summary()
+    stop = threading.Event()
+    runner = StageRunner.on(
+        bus, SinkStage(sink, "open311", FAST, stop), TOPICS.issues, FAST, stop, summary
+    )
+    assert runner.step(100, 0) == 3
+    assert runner.consumer.lag() == 0
+    assert bus.records(TOPICS.deadletters) == []
+    assert summary.as_dict()["issues_written"] == {"open311": 3}
+    requests = server.requests()
+    assert len(requests) == 2
+    descriptions = sorted(r["form"]["description"] for r in requests)
+    assert [str(first.id) in d for d in descriptions].count(True) == 1
+    assert [str(second.id) in d for d in descriptions].count(True) == 1
+    assert server.switches()["fail_next"] == []  # every failure was met
+    for issue in (first, second):
+        assert sink.ledger_entry(issue.id).state == FILED  # type: ignore[union-attr]
+
+
+# -------------------------------------------------------------- attributes, jurisdiction
+
+
+def test_the_issue_id_attribute_and_the_jurisdiction(tmp_path: Path, ledger_url: str) -> None:
+    definition = tmp_path / "alley.json"
+    definition.write_text(
+        json.dumps(
+            {
+                "service_code": ALLEY,
+                "attributes": [
+                    {"code": "ISSUE_ID", "datatype": "string", "required": True, "order": 1},
+                    {"code": "NOTE", "datatype": "text", "required": False, "order": 2},
+                    {"code": "WARNING", "datatype": "string", "variable": False, "order": 3},
+                ],
+            }
+        )
+    )
+    with Open311Server.start(
+        services="baltimore",
+        api_key=KEY,
+        definitions=[f"{ALLEY}={definition}"],
+        jurisdiction="baltimorecity.gov",
+    ) as other:
+        wrong = Open311Sink(other.url, KEY, "elsewhere.gov", ledger_url, 10)
+        with pytest.raises(Open311SetupError, match="jurisdiction_id 'elsewhere.gov' not found"):
+            wrong.open()
+        wrong.close()
+        sink = Open311Sink(other.url, KEY, "baltimorecity.gov", ledger_url, 10)
+        sink.open()
+        try:
+            issue = alley()
+            assert sink.write([issue]) == [WRITTEN]
+        finally:
+            sink.close()
+        (record,) = other.requests()
+    form = record["form"]
+    assert form["jurisdiction_id"] == "baltimorecity.gov"
+    assert form["attribute[ISSUE_ID]"] == str(issue.id)
+    assert record["attributes"] == {"ISSUE_ID": str(issue.id)}
+
+
+@pytest.mark.parametrize(
+    ("code", "datatype", "filled"),
+    [
+        ("ISSUE_ID", "string", True),
+        ("external_id", "text", True),
+        ("OVERHEARD-ISSUE-ID", "string", True),
+        ("EXTERNAL_ID", "number", False),
+        ("ISSUE_IDENTITY", "string", False),
+        ("LOCATION_TYPE", "singlevaluelist", False),
+    ],
+)
+def test_which_attributes_take_the_issue_id(code: str, datatype: str, filled: bool) -> None:
+    assert is_issue_id_attribute({"code": code, "datatype": datatype}) is filled
+
+
+# -------------------------------------------------------------- secrets, settings
+
+
+def test_the_api_key_never_reaches_a_log_or_a_repr(
+    server: Open311Server, make_sink: SinkFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    sink = make_sink()
+    server.control(fail_next=[{"status": 503, "method": "POST"}, {"status": 400, "method": "POST"}])
+    sink.write([alley("t3_k1")])
+    sink.write([alley("t3_k1")])
+    sink.write([alley("t3_k2")])
+    sink.write([alley("t3_k2")])
+    wrong = "wrong-key-9f8e7d6c"
+    with pytest.raises(Open311SetupError) as raised:
+        make_sink(api_key=wrong).write([alley("t3_k3")])
+    assert "HTTP Request: POST" in caplog.text  # the logs were captured, at DEBUG
+    for secret in (KEY, wrong):
+        assert secret not in caplog.text
+        assert secret not in repr(sink) and secret not in str(sink)
+        assert secret not in str(raised.value)
+
+
+def test_from_settings(server: Open311Server, ledger_url: str) -> None:
+    with pytest.raises(ConfigError, match="endpoint"):
+        from_settings(Settings(open311=Open311Settings()))
+    with pytest.raises(ConfigError, match="OVERHEARD_OPEN311__API_KEY"):
+        from_settings(Settings(open311=Open311Settings(endpoint=server.url)))
+    settings = Settings(
+        open311=Open311Settings(
+            endpoint=server.url, api_key=KEY, ledger_url=ledger_url, timeout_s=5
+        )
+    )
+    sink = from_settings(settings)
+    assert sink.name == "open311"
+    sink.open()
+    try:
+        assert ALLEY in sink.services
+        assert sink.write([alley()]) == [WRITTEN]
+    finally:
+        sink.close()
+
+
+def test_a_server_that_is_down_at_open_is_transient(ledger_url: str) -> None:
+    sink = Open311Sink("http://127.0.0.1:1/open311/v2", KEY, None, ledger_url, 2)
+    try:
+        with pytest.raises(TransientError, match="services.json failed: ConnectError"):
+            sink.open()
+    finally:
+        sink.close()
+
+
+def test_a_locked_ledger_is_transient_and_nothing_is_posted(
+    server: Open311Server, tmp_path: Path
+) -> None:
+    path = tmp_path / "ledger.db"
+    sink = Open311Sink(server.url, KEY, None, f"sqlite:///{path}?timeout=0.2", 10)
+    sink.open()
+    holder = sqlite3.connect(str(path), isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(TransientError, match="open311 ledger"):
+            sink.write([alley()])
+        assert posts(server) == []  # no intent recorded, so no POST
+        holder.execute("ROLLBACK")
+        assert sink.write([alley()]) == [WRITTEN]
+    finally:
+        holder.close()
+        sink.close()
+
+
+@pytest.mark.parametrize(
+    ("header", "delay"),
+    [("7", 7.0), ("0.5", 0.5), ("soon", None), (None, None)],
+)
+def test_retry_after_seconds(header: str | None, delay: float | None) -> None:
+    headers = {"Retry-After": header} if header is not None else {}
+    assert _retry_after(httpx.Response(429, headers=headers)) == delay
+
+
+def test_retry_after_as_an_http_date() -> None:
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=120), usegmt=True)
+    delay = _retry_after(httpx.Response(503, headers={"Retry-After": later}))
+    assert delay is not None and 100 < delay <= 120
+
+
+@pytest.mark.parametrize("url", ["not a url", "ftp://example.org/open311/"])
+def test_a_bad_endpoint_is_a_config_error(url: str, ledger_url: str) -> None:
+    with pytest.raises(ConfigError):
+        Open311Sink(url, KEY, None, ledger_url)
+
+
+@pytest.mark.postgres
+def test_the_ledger_in_postgresql(server: Open311Server, postgres_schema_url: str) -> None:
+    sink = Open311Sink(server.url, KEY, None, postgres_schema_url, 10)
+    sink.open()
+    try:
+        server.control(tokens=True)
+        issue = alley()
+        assert sink.write([issue, issue]) == [WRITTEN, WRITTEN]
+        assert sink.ledger_entry(issue.id).state == TOKEN  # type: ignore[union-attr]
+        assert sink.resolve_tokens() == 1
+        assert sink.ledger_entry(issue.id).state == FILED  # type: ignore[union-attr]
+        assert len(server.requests()) == 1
+    finally:
+        sink.close()
