@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from overheard.errors import ConfigError
@@ -23,6 +24,10 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+sinks_app = typer.Typer(
+    help="The sinks installed (entry points overheard.sinks).", no_args_is_help=True
+)
+app.add_typer(sinks_app, name="sinks")
 
 out = Console()
 err = Console(stderr=True)
@@ -111,6 +116,23 @@ def config_show(
     out.print_json(json.dumps(shown(settings)))
 
 
+@sinks_app.command("list")
+def sinks_list() -> None:
+    """List every installed sink: its package, version, entry point, and whether it loads."""
+    from overheard.sinks.registry import GROUP, discover
+
+    found = discover()
+    table = Table(title=f"sinks (entry points {GROUP})", title_justify="left")
+    for column in ("name", "package", "version", "entry point", "status"):
+        table.add_column(column, overflow="fold")
+    for sink in found.values():
+        status = "[green]ok[/]" if sink.ok else f"[bold red]error[/] {escape(sink.error or '')}"
+        table.add_row(sink.name, sink.package, sink.version, sink.value, status)
+    out.print(table)
+    if not found:
+        out.print(f"no sinks installed: no package declares entry points in {GROUP}")
+
+
 @app.command()
 def replay(
     archives: Annotated[
@@ -192,7 +214,7 @@ def run(
     log_level: LogLevel = "INFO",
 ) -> None:
     """Run stages as a daemon on Kafka until SIGTERM or SIGINT."""
-    from overheard.daemon import StageName, install_signal_handlers, run_daemon
+    from overheard.daemon import StageFailed, StageName, install_signal_handlers, run_daemon
     from overheard.pipeline import Pipeline
     from overheard.retry import Stopped
 
@@ -212,6 +234,9 @@ def run(
         run_daemon(pipeline, chosen, archive or [])
     except Stopped:
         err.print("stopped before every stage had started")
+    except StageFailed as exc:
+        err.print(f"[bold red]{exc}[/]: see the log above")
+        raise typer.Exit(1) from exc
     except ConfigError as exc:
         err.print(f"[bold red]configuration error[/]\n{exc}", highlight=False)
         raise typer.Exit(2) from exc

@@ -39,6 +39,26 @@ def install_signal_handlers(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
+class StageFailed(Exception):
+    """A stage met an error it cannot handle (a bug or a broken setup); the daemon stopped."""
+
+
+def guarded(
+    name: str, work: Callable[[], None], stop: threading.Event, failures: list[str]
+) -> Callable[[], None]:
+    """Run `work`; on an unexpected error, log it and stop every stage, uncommitted."""
+
+    def run() -> None:
+        try:
+            work()
+        except Exception:
+            log.exception("stage %s failed; stopping every stage (nothing is committed)", name)
+            failures.append(name)
+            stop.set()
+
+    return run
+
+
 def _loop(runner: StageRunner, pipeline: Pipeline) -> Callable[[], None]:
     bus = pipeline.settings.bus
 
@@ -73,7 +93,10 @@ def _ingest(pipeline: Pipeline, archives: Sequence[Path]) -> Callable[[], None]:
 
 
 def run_daemon(pipeline: Pipeline, stage: StageName, archives: Sequence[Path]) -> None:
-    """Run the chosen stages until stopped (ingest alone ends when its archives do)."""
+    """Run the chosen stages until stopped (ingest alone ends when its archives do).
+
+    Raises StageFailed when a stage died of an unexpected error (after stopping the rest).
+    """
     retry_transient(
         pipeline.bus.ensure_topics, pipeline.settings.retry, pipeline.stop, "creating topics"
     )
@@ -90,7 +113,11 @@ def run_daemon(pipeline: Pipeline, stage: StageName, archives: Sequence[Path]) -
             partial(pipeline.sink_runner, sink), retry, stop, "joining the bus"
         )
         work[f"sink:{sink.name}"] = _loop(runner, pipeline)
-    threads = [threading.Thread(target=fn, name=name) for name, fn in work.items()]
+    failures: list[str] = []
+    threads = [
+        threading.Thread(target=guarded(name, fn, stop, failures), name=name)
+        for name, fn in work.items()
+    ]
     for thread in threads:
         thread.start()
     log.info("running %s", ", ".join(work) or "nothing")
@@ -98,3 +125,5 @@ def run_daemon(pipeline: Pipeline, stage: StageName, archives: Sequence[Path]) -
         thread.join()
     for sink in sinks:
         sink.close()
+    if failures:
+        raise StageFailed(f"stage(s) failed: {', '.join(failures)}")

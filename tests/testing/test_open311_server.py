@@ -377,8 +377,12 @@ def test_get_requests_filters(http: httpx.Client, server: Open311Server) -> None
     first, second, third = (create(http) for _ in range(3))
     dumping = http.post(
         "/requests.json",
-        data={"api_key": KEY, "service_code": DUMPING, "address_id": "1",
-              "attribute[MATERIAL][]": "bulk"},
+        data={
+            "api_key": KEY,
+            "service_code": DUMPING,
+            "address_id": "1",
+            "attribute[MATERIAL][]": "bulk",
+        },
     ).json()[0]["service_request_id"]
     server.update_request(second, status="closed", status_notes="Repaired.")
     old = (datetime.now(UTC) - timedelta(days=200)).replace(microsecond=0)
@@ -411,9 +415,13 @@ def test_get_requests_filters(http: httpx.Client, server: Open311Server) -> None
         second,
         first,
     ]
-    assert errors(http.get("/requests.json", params={"start_date": start,
-                                                     "end_date": datetime.now(UTC).isoformat()}),
-                  400)
+    assert errors(
+        http.get(
+            "/requests.json",
+            params={"start_date": start, "end_date": datetime.now(UTC).isoformat()},
+        ),
+        400,
+    )
     assert errors(http.get("/requests.json", params={"status": "pending"}), 400)
     assert errors(http.get("/requests.json", params={"end_date": "yesterday"}), 400)
     server.control(max_rows=2)
