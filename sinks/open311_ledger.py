@@ -40,7 +40,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -60,7 +59,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from overheard.errors import ConfigError, TransientError
 from overheard.sinks.sql.failures import Failure, classify, describe
-from overheard.sinks.sql.sink import create_engine
+from overheard.sinks.sql.sink import create_engine, make_sqlite_folder
 from overheard.sinks.sql.tables import UtcDateTime
 
 POSTING = "posting"
@@ -144,14 +143,7 @@ class Ledger:
 
     def create(self) -> None:
         """Create the SQLite file's folder and the table, when missing."""
-        database = self._url.database
-        if (
-            self._url.get_backend_name() == "sqlite"
-            and database
-            and database != ":memory:"
-            and not self._url.query.get("uri")
-        ):
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        make_sqlite_folder(self._url)
         with self._guard("create the table"), self._engine.begin() as connection:
             metadata.create_all(connection, checkfirst=True)
 

@@ -67,14 +67,7 @@ class SqlSink(BaseSink):
 
     def open(self) -> None:
         """Create the SQLite file's folder, then migrate the schema to head."""
-        database = self._url.database
-        if (
-            self._url.get_backend_name() == "sqlite"
-            and database
-            and database != ":memory:"
-            and not self._url.query.get("uri")
-        ):
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        make_sqlite_folder(self._url)
         try:
             migrate.upgrade(self._engine)
         except DBAPIError as exc:
@@ -150,6 +143,18 @@ class SqlSink(BaseSink):
         )
         with self._engine.connect() as connection:
             return {category: n for category, n in connection.execute(query)}
+
+
+def make_sqlite_folder(url: URL) -> None:
+    """Create the folder of a SQLite database file, which SQLite will not do itself."""
+    database = url.database
+    if (
+        url.get_backend_name() == "sqlite"
+        and database
+        and database != ":memory:"
+        and not url.query.get("uri")
+    ):
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
 def create_engine(url: URL, *, echo: bool = False) -> Engine:
