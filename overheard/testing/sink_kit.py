@@ -30,11 +30,14 @@ Optional fixtures, which skip the checks that need them when left out:
   and must write everything once the block has ended.
 - ``secrets``: strings (passwords, tokens, HMAC keys) that must never appear in a
   log record, in the sink's ``repr`` or in an error it raises.
+- ``issue_maker``: the issues to write, for a sink that must refuse some of the kit's
+  own (a 311 sink whose services need a location, or other service codes): a callable
+  ``(count, *, start=0, city="baltimore") -> list[Issue]``; `make_issues` by default.
 
-The module imports pytest but needs no plugin: ``from overheard.testing.sink_kit
-import SinkConformance`` is enough. It may also be loaded as a pytest plugin (``-p
-overheard.testing.sink_kit``): it defines no hooks, and pytest then rewrites its
-asserts, so failures show the values compared.
+``from overheard.testing.sink_kit import SinkConformance`` is all a test module needs.
+Installing overheard also registers this module as a pytest plugin (entry point
+``pytest11``, name ``overheard_sinks``); it defines no hooks, but pytest then rewrites
+its asserts, so failures show the values compared.
 """
 
 from __future__ import annotations
@@ -67,7 +70,7 @@ from overheard.model import (
 )
 from overheard.sinks.base import Rejected, Retry, Sink, Written
 
-__all__ = ["POSTED_ON", "SinkConformance", "make_issue", "make_issues"]
+__all__ = ["POSTED_ON", "IssueMaker", "SinkConformance", "make_issue", "make_issues"]
 
 #: The UTC day every post of the kit's issues was made (for sinks that file issues by day).
 POSTED_ON = date(2026, 11, 2)
@@ -148,9 +151,13 @@ def make_issue(n: int = 0, *, city: str = "baltimore", located: bool = True) -> 
     )
 
 
-def make_issues(count: int, *, start: int = 0) -> list[Issue]:
+def make_issues(count: int, *, start: int = 0, city: str = "baltimore") -> list[Issue]:
     """`count` different issues; every fifth has no location."""
-    return [make_issue(n, located=n % 5 != 4) for n in range(start, start + count)]
+    return [make_issue(n, city=city, located=n % 5 != 4) for n in range(start, start + count)]
+
+
+#: What the `issue_maker` fixture returns: (count, *, start=0, city="baltimore") -> issues.
+IssueMaker = Callable[..., list[Issue]]
 
 
 def _record_id(record: Any) -> str:
@@ -203,12 +210,12 @@ class SinkConformance:
     @pytest.fixture
     def sink(self) -> Callable[[], Sink]:
         """A factory of new, unopened sinks on this test's storage (override it)."""
-        raise NotImplementedError("a SinkConformance subclass must provide a `sink` fixture")
+        pytest.fail("a SinkConformance subclass must provide a `sink` fixture")
 
     @pytest.fixture
     def read_back(self) -> Callable[[], Iterable[Any]]:
         """A callable returning every record the storage holds (override it)."""
-        raise NotImplementedError("a SinkConformance subclass must provide a `read_back` fixture")
+        pytest.fail("a SinkConformance subclass must provide a `read_back` fixture")
 
     @pytest.fixture
     def make_unavailable(self) -> Callable[[Sink], ContextManager[Any]] | None:
@@ -219,6 +226,14 @@ class SinkConformance:
     def secrets(self) -> Sequence[str]:
         """Optional: strings that must never be logged or shown."""
         return ()
+
+    @pytest.fixture
+    def issue_maker(self) -> IssueMaker:
+        """Optional: the issues to write, for a sink that must refuse some of the kit's own
+        (e.g. a 311 sink whose services need a location or other service codes). Takes
+        ``(count, *, start=0, city="baltimore")`` and returns `count` different issues,
+        the same ones for the same arguments, all of which the sink must be able to write."""
+        return make_issues
 
     # -- the kit's own fixture -----------------------------------------------------------------
 
@@ -248,9 +263,12 @@ class SinkConformance:
         assert isinstance(made.name, str) and made.name, "a sink needs a non-empty `name`"
 
     def test_writes_a_batch_with_one_outcome_per_issue_in_order(
-        self, open_sink: Callable[[], Sink], read_back: Callable[[], Iterable[Any]]
+        self,
+        open_sink: Callable[[], Sink],
+        issue_maker: IssueMaker,
+        read_back: Callable[[], Iterable[Any]],
     ) -> None:
-        issues = make_issues(7)
+        issues = issue_maker(7)
         outcomes = open_sink().write(issues)
         _all_written(outcomes, issues)
         records = list(read_back())
@@ -267,16 +285,22 @@ class SinkConformance:
         assert not _held(read_back), "an empty batch must store nothing"
 
     def test_a_large_batch(
-        self, open_sink: Callable[[], Sink], read_back: Callable[[], Iterable[Any]]
+        self,
+        open_sink: Callable[[], Sink],
+        issue_maker: IssueMaker,
+        read_back: Callable[[], Iterable[Any]],
     ) -> None:
-        issues = make_issues(500)
+        issues = issue_maker(500)
         _all_written(open_sink().write(issues), issues)
         assert _held(read_back) == _each_once(issues)
 
     def test_the_same_issue_twice_in_one_batch_is_stored_once(
-        self, open_sink: Callable[[], Sink], read_back: Callable[[], Iterable[Any]]
+        self,
+        open_sink: Callable[[], Sink],
+        issue_maker: IssueMaker,
+        read_back: Callable[[], Iterable[Any]],
     ) -> None:
-        first, second = make_issues(2)
+        first, second = issue_maker(2)
         batch = [first, second, first, first]
         _all_written(open_sink().write(batch), batch)
         assert _held(read_back) == _each_once([first, second]), (
@@ -284,10 +308,13 @@ class SinkConformance:
         )
 
     def test_a_redelivered_issue_is_written_and_stored_once(
-        self, open_sink: Callable[[], Sink], read_back: Callable[[], Iterable[Any]]
+        self,
+        open_sink: Callable[[], Sink],
+        issue_maker: IssueMaker,
+        read_back: Callable[[], Iterable[Any]],
     ) -> None:
         made = open_sink()
-        issue = make_issue()
+        (issue,) = issue_maker(1)
         _all_written(made.write([issue]), [issue])
         _all_written(made.write([issue]), [issue])
         assert _held(read_back) == _each_once([issue]), (
@@ -295,10 +322,13 @@ class SinkConformance:
         )
 
     def test_a_batch_mixing_new_and_written_issues(
-        self, open_sink: Callable[[], Sink], read_back: Callable[[], Iterable[Any]]
+        self,
+        open_sink: Callable[[], Sink],
+        issue_maker: IssueMaker,
+        read_back: Callable[[], Iterable[Any]],
     ) -> None:
         made = open_sink()
-        issues = make_issues(6)
+        issues = issue_maker(6)
         earlier = issues[:3]
         _all_written(made.write(earlier), earlier)
         mixed = [issues[3], issues[0], issues[4], issues[2], issues[5], issues[1]]
@@ -306,9 +336,13 @@ class SinkConformance:
         assert _held(read_back) == _each_once(issues)
 
     def test_issues_of_one_post_in_two_cities_are_two_records(
-        self, open_sink: Callable[[], Sink], read_back: Callable[[], Iterable[Any]]
+        self,
+        open_sink: Callable[[], Sink],
+        issue_maker: IssueMaker,
+        read_back: Callable[[], Iterable[Any]],
     ) -> None:
-        baltimore, annapolis = make_issue(3), make_issue(3, city="annapolis")
+        (baltimore,) = issue_maker(1, start=3)
+        (annapolis,) = issue_maker(1, start=3, city="annapolis")
         assert baltimore.post.id == annapolis.post.id and baltimore.id != annapolis.id
         _all_written(open_sink().write([baltimore, annapolis]), [baltimore, annapolis])
         assert _held(read_back) == _each_once([baltimore, annapolis]), (
@@ -316,9 +350,12 @@ class SinkConformance:
         )
 
     def test_a_restarted_sink_stores_a_redelivery_once(
-        self, open_sink: Callable[[], Sink], read_back: Callable[[], Iterable[Any]]
+        self,
+        open_sink: Callable[[], Sink],
+        issue_maker: IssueMaker,
+        read_back: Callable[[], Iterable[Any]],
     ) -> None:
-        issues = make_issues(5)
+        issues = issue_maker(5)
         before = open_sink()
         _all_written(before.write(issues[:3]), issues[:3])
         before.close()
@@ -333,13 +370,14 @@ class SinkConformance:
     def test_a_target_that_is_down_means_retry_never_rejected(
         self,
         open_sink: Callable[[], Sink],
+        issue_maker: IssueMaker,
         read_back: Callable[[], Iterable[Any]],
         make_unavailable: Callable[[Sink], ContextManager[Any]] | None,
     ) -> None:
         if make_unavailable is None:
             pytest.skip("no `make_unavailable` fixture: transient failures are not checked")
         made = open_sink()
-        issues = make_issues(4)
+        issues = issue_maker(4)
         _all_written(made.write(issues[:1]), issues[:1])
         with make_unavailable(made):
             _write_while_down(made, issues)
@@ -351,6 +389,7 @@ class SinkConformance:
     def test_secrets_are_never_logged_or_shown(
         self,
         open_sink: Callable[[], Sink],
+        issue_maker: IssueMaker,
         make_unavailable: Callable[[Sink], ContextManager[Any]] | None,
         secrets: Sequence[str],
         caplog: pytest.LogCaptureFixture,
@@ -360,13 +399,13 @@ class SinkConformance:
         shown: list[str] = []
         with caplog.at_level(logging.DEBUG):
             made = open_sink()
-            issues = make_issues(3)
+            issues = issue_maker(3)
             made.write(issues)
             made.write(issues)
             if make_unavailable is not None:
                 with make_unavailable(made):
                     try:
-                        outcomes = made.write(make_issues(2, start=3))
+                        outcomes = made.write(issue_maker(2, start=3))
                     except Exception as exc:  # noqa: BLE001 - every message counts
                         shown.extend(_messages(exc))
                     else:

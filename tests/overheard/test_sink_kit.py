@@ -268,4 +268,10 @@ def test_the_kit_makes_different_realistic_issues_posted_on_one_day() -> None:
     assert {issue.post.created_at.date() for issue in issues} == {POSTED_ON}
     assert sum(issue.location is None for issue in issues) == 10
     assert Issue.from_bytes(make_issue(7).to_bytes()) == make_issue(7)
-    assert sink_kit.__all__ == ["POSTED_ON", "SinkConformance", "make_issue", "make_issues"]
+    assert sink_kit.__all__ == [
+        "POSTED_ON",
+        "IssueMaker",
+        "SinkConformance",
+        "make_issue",
+        "make_issues",
+    ]
