@@ -65,6 +65,15 @@ Bootstrap = Annotated[
         help="Kafka bootstrap servers, host:port[,host:port…].",
     ),
 ]
+Sinks = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--sink",
+        help="A sink to write issues to, by name (see `overheard sinks list`); repeat for "
+        "several, each with its own consumer group. Environment: OVERHEARD_SINKS, a JSON "
+        'list such as \'["sql", "jsonl"]\'.',
+    ),
+]
 LogLevel = Annotated[
     str,
     typer.Option(
@@ -144,6 +153,7 @@ def replay(
     config: ConfigFile = None,
     city: City = None,
     db: Database = None,
+    sink: Sinks = None,
     json_summary: Annotated[
         bool, typer.Option("--json", help="Print the summary as JSON.")
     ] = False,
@@ -154,7 +164,7 @@ def replay(
     from overheard.pipeline import replay as run_replay
 
     _logging(log_level)
-    settings = _settings(config, city=city, database__url=db, bus__kind="memory")
+    settings = _settings(config, city=city, database__url=db, bus__kind="memory", sinks=sink)
     try:
         pipeline = Pipeline.build(settings)
     except ConfigError as exc:
@@ -211,6 +221,7 @@ def run(
     city: City = None,
     db: Database = None,
     bootstrap: Bootstrap = None,
+    sink: Sinks = None,
     log_level: LogLevel = "INFO",
 ) -> None:
     """Run stages as a daemon on Kafka until SIGTERM or SIGINT."""
@@ -225,7 +236,12 @@ def run(
         err.print(f"--stage must be one of {', '.join(s.value for s in StageName)}")
         raise typer.Exit(2) from exc
     settings = _settings(
-        config, city=city, database__url=db, bus__bootstrap_servers=bootstrap, bus__kind="kafka"
+        config,
+        city=city,
+        database__url=db,
+        bus__bootstrap_servers=bootstrap,
+        bus__kind="kafka",
+        sinks=sink,
     )
     stop = threading.Event()
     install_signal_handlers(stop)
