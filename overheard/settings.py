@@ -118,6 +118,8 @@ class Open311Settings(_Section):
     #: Where the ledger (issue id → service request) lives.
     ledger_url: str = "sqlite:///var/open311-ledger.db"
     timeout_s: Positive = 30.0
+    #: How many requests of a batch are in flight at once.
+    concurrency: Annotated[int, Field(ge=1)] = 4
 
 
 class Fields(BaseModel):

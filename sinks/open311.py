@@ -22,6 +22,15 @@ Checked before any HTTP call, each rejecting the issue: a category with no servi
 a service code the server does not offer, and an issue without a location (GeoReport v2
 needs a location for every request; overheard has coordinates or nothing).
 
+Concurrency (``[open311] concurrency``, 4 by default): `write` files the issues of a batch
+with up to that many requests in flight, on one shared ``httpx.Client`` (threads of one
+executor; every ledger operation takes its own connection from the engine's pool, and
+SQLite serialises the writes with ``BEGIN IMMEDIATE``). The outcomes stay in the batch's
+order. An issue that comes twice in a batch is handled once and both copies get its
+outcome. When the server asks to wait (429, 502-504, no answer), the issues of the batch
+not started yet are not tried (`Retry`); those already in flight finish. A setup error or
+a ledger that is down stops the issues not started yet and is raised once the others end.
+
 Idempotency, through the ledger: an issue already ``filed``/``token``/``filed_blackbox``
 is `Written` without any HTTP call. Otherwise the intent (``posting``) is recorded before
 the POST and the result after it. A ``posting`` row found later (the process died between
@@ -73,8 +82,10 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -104,6 +115,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_LEDGER_URL = "sqlite:///var/open311-ledger.db"
+#: How many requests of a batch are in flight at once ([open311] concurrency).
+DEFAULT_CONCURRENCY = 4
 MAX_DESCRIPTION = 4000
 #: How far before the first intent a lookup searches (clocks differ).
 LOOKUP_MARGIN = timedelta(minutes=1)
@@ -140,6 +153,7 @@ def from_settings(settings: Settings) -> Open311Sink:
         config.jurisdiction_id,
         config.ledger_url,
         config.timeout_s,
+        concurrency=config.concurrency,
     )
 
 
@@ -295,7 +309,11 @@ class Open311Sink(BaseSink):
         jurisdiction_id: str | None = None,
         ledger_url: str = DEFAULT_LEDGER_URL,
         timeout_s: float = 30.0,
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
+        if concurrency < 1:
+            raise ConfigError("open311: concurrency must be at least 1")
         try:
             url = httpx.URL(endpoint)
         except httpx.InvalidURL:
@@ -311,11 +329,13 @@ class Open311Sink(BaseSink):
         self._ledger = Ledger(ledger_url)
         self._client: httpx.Client | None = None
         self._services: dict[str, ServiceType] | None = None
+        self._concurrency = concurrency
+        self._executor: ThreadPoolExecutor | None = None
 
     def __repr__(self) -> str:
         return (
             f"Open311Sink({self.shown_endpoint!r}, jurisdiction_id={self._jurisdiction_id!r}, "
-            f"ledger={self._ledger.shown_url!r})"
+            f"ledger={self._ledger.shown_url!r}, concurrency={self._concurrency})"
         )
 
     @property
@@ -343,6 +363,9 @@ class Open311Sink(BaseSink):
         )
 
     def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
         if self._client is not None:
             self._client.close()
             self._client = None
@@ -477,15 +500,55 @@ class Open311Sink(BaseSink):
         if self._services is None:
             self.open()
         self._resolve_tokens(TOKENS_PER_WRITE, quiet=True)
-        outcomes: list[Outcome | _WaitOutcome] = []
-        waiting: _Wait | None = None
+        # An issue that comes twice in the batch is handled once; every copy gets its outcome.
+        index: dict[uuid.UUID, int] = {}
+        unique: list[Issue] = []
         for issue in issues:
-            outcomes.append(self._write_one(issue, waiting))
-            if waiting is None and isinstance(outcomes[-1], _WaitOutcome):
-                waiting = outcomes[-1].wait
+            if issue.id not in index:
+                index[issue.id] = len(unique)
+                unique.append(issue)
+        batch = _Batch()
+        if self._concurrency == 1 or len(unique) == 1:
+            handled = [self._write_one(issue, batch) for issue in unique]
+        else:
+            handled = self._write_concurrently(unique, batch)
+        outcomes = [handled[index[issue.id]] for issue in issues]
         return [o.retry if isinstance(o, _WaitOutcome) else o for o in outcomes]
 
-    def _write_one(self, issue: Issue, waiting: _Wait | None) -> Outcome | _WaitOutcome:
+    def _write_concurrently(
+        self, issues: list[Issue], batch: _Batch
+    ) -> list[Outcome | _WaitOutcome]:
+        """`_write_one` for each issue, up to `concurrency` at once, in the batch's order of
+        starting; outcomes in the batch's order. The first exception (a setup error, a ledger
+        that is down) stops every issue not yet started and is raised once the others end."""
+        self.client  # noqa: B018 - created here, not raced for by the workers
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                self._concurrency, thread_name_prefix=f"open311-{id(self):x}"
+            )
+        futures = [self._executor.submit(self._write_guarded, issue, batch) for issue in issues]
+        outcomes: list[Outcome | _WaitOutcome] = []
+        failure: BaseException | None = None
+        for future in futures:
+            try:
+                outcomes.append(future.result())
+            except BaseException as exc:  # re-raised below, once the others have ended
+                batch.abort()
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+        return outcomes
+
+    def _write_guarded(self, issue: Issue, batch: _Batch) -> Outcome | _WaitOutcome:
+        try:
+            return self._write_one(issue, batch)
+        except BaseException:
+            batch.abort()
+            raise
+
+    def _write_one(self, issue: Issue, batch: _Batch) -> Outcome | _WaitOutcome:
+        if batch.aborted:
+            return Retry("not tried: another issue of the batch failed")
         entry = self._ledger.get(issue.id)
         if entry is not None and entry.state in DONE:
             return WRITTEN
@@ -494,8 +557,24 @@ class Open311Sink(BaseSink):
         except _Refused as exc:
             log.warning("open311: rejected issue %s: %s", issue.id, exc.reason)
             return Rejected(exc.reason)
+        outcome = self._try(issue, batch, entry, service, form)
+        if isinstance(outcome, _WaitOutcome):
+            batch.wait(outcome.wait)
+        return outcome
+
+    def _try(
+        self,
+        issue: Issue,
+        batch: _Batch,
+        entry: LedgerEntry | None,
+        service: ServiceType,
+        form: dict[str, str],
+    ) -> Outcome | _WaitOutcome:
+        waiting = batch.waiting
         if waiting is not None:
             return Retry(f"not tried: {waiting.reason}", waiting.delay)
+        if batch.aborted:
+            return Retry("not tried: another issue of the batch failed")
         try:
             if entry is not None and entry.state == POSTING and self._look_up(issue, entry):
                 return WRITTEN
@@ -688,6 +767,24 @@ class Open311Sink(BaseSink):
     def ledger_entry(self, issue_id: uuid.UUID) -> LedgerEntry | None:
         """What the ledger knows of an issue (for acknowledgements and tests)."""
         return self._ledger.get(issue_id)
+
+
+class _Batch:
+    """What the issues of one `write` share: the first wait, and whether to stop."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.waiting: _Wait | None = None
+        self.aborted = False
+
+    def wait(self, reason: _Wait) -> None:
+        """The server asked us to wait: issues not started yet are not tried."""
+        with self._lock:
+            if self.waiting is None:
+                self.waiting = reason
+
+    def abort(self) -> None:
+        self.aborted = True
 
 
 @dataclass(frozen=True)

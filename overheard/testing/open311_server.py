@@ -21,10 +21,12 @@ or wrong API key, 404 for an unknown service, request, token or jurisdiction.
 The control API (never affected by the switches) lets a test misbehave the server and
 inspect it; see ``Control.update`` for the switches::
 
-    GET    /_control                     the switches and counts
+    GET    /_control                     the switches and counts (requests, received,
+                                         fail_left_s, in_flight, max_in_flight)
     POST   /_control                     JSON: change switches, e.g. {"fail_next": [503]}
     GET    /_control/requests            every accepted POST, with its form fields
     DELETE /_control/requests            forget all requests, tokens and the received log
+                                         (and max_in_flight)
     POST   /_control/requests/{id}       JSON: set status, status_notes, dates, ...
     GET    /_control/received            every API request received, with the status answered
 
@@ -238,6 +240,8 @@ def _failure(entry: Any) -> dict[str, Any]:
 
 DEFAULT_SWITCHES: dict[str, Any] = {
     "fail_next": [],
+    "fail_for_s": 0.0,
+    "fail_status": 503,
     "delay_s": 0.0,
     "tokens": False,
     "token_pending": 0,
@@ -258,6 +262,11 @@ class Control:
       "delay_s": 2, "method": "POST"}``. With ``method``, the entry waits for a request of
       that method. Without ``status``, the request is only delayed, then answered normally.
       A 429 always carries ``Retry-After``; a 503 when ``retry_after`` is given.
+    - ``fail_for_s`` / ``fail_status``: an outage. Every API request answers ``fail_status``
+      (503 by default; the spec's error list, ``Retry-After`` as for ``fail_next``) until
+      ``fail_for_s`` seconds from the moment the switch was set have passed; 0 ends it.
+      ``fail_next`` entries wait until the outage is over. ``GET /_control`` shows the
+      seconds left as ``fail_left_s``.
     - ``delay_s``: seconds every API request waits before it is handled (to cause client
       timeouts; the request is still handled afterwards, as a real server would).
     - ``tokens``: realtime services answer a token, as batch services do.
@@ -275,12 +284,15 @@ class Control:
     def __init__(self) -> None:
         self.switches: dict[str, Any] = json.loads(json.dumps(DEFAULT_SWITCHES))
         self.hits: deque[float] = deque()
+        #: When the outage of ``fail_for_s`` ends (time.monotonic), if one was set.
+        self.fail_until: float | None = None
 
     def update(self, changes: dict[str, Any]) -> None:
         changes = dict(changes)
         if changes.pop("reset", False):
             self.switches = json.loads(json.dumps(DEFAULT_SWITCHES))
             self.hits.clear()
+            self.fail_until = None
         unknown = set(changes) - set(DEFAULT_SWITCHES)
         if unknown:
             raise ValueError(f"unknown switches: {sorted(unknown)}")
@@ -288,8 +300,14 @@ class Control:
         for key, value in changes.items():
             if key == "fail_next":
                 new[key] = [_failure(entry) for entry in value]
-            elif key in ("delay_s", "rate_window_s"):
+            elif key in ("delay_s", "rate_window_s", "fail_for_s"):
                 new[key] = float(value)
+                if new[key] < 0 or not math.isfinite(new[key]):
+                    raise ValueError(f"{key}: {value!r}")
+            elif key == "fail_status":
+                new[key] = int(value)
+                if not 100 <= new[key] <= 599:
+                    raise ValueError(f"fail_status: {value!r}")
             elif key in ("token_pending", "rate_limit", "retry_after", "max_rows"):
                 new[key] = int(value)
             elif key == "tokens":
@@ -301,6 +319,23 @@ class Control:
             else:
                 new[key] = str(value)
         self.switches = new
+        if "fail_for_s" in changes:
+            seconds = self.switches["fail_for_s"]
+            self.fail_until = time.monotonic() + seconds if seconds > 0 else None
+
+    def outage(self) -> dict[str, Any] | None:
+        """The failure every API request answers while ``fail_for_s`` lasts, else None."""
+        if self.fail_until is None:
+            return None
+        if time.monotonic() >= self.fail_until:
+            self.fail_until = None
+            return None
+        return {"status": self.switches["fail_status"]}
+
+    def fail_left_s(self) -> float:
+        if self.fail_until is None:
+            return 0.0
+        return round(max(0.0, self.fail_until - time.monotonic()), 3)
 
     def take_failure(self, method: str) -> dict[str, Any] | None:
         pending = self.switches["fail_next"]
@@ -366,6 +401,9 @@ class Open311App:
         self.control = control or Control()
         self.started = now()
         self.received: list[dict[str, Any]] = []
+        #: API requests being handled now, and the most at once since the last clear.
+        self.in_flight = 0
+        self.max_in_flight = 0
         self.lock = threading.RLock()
         self.url_map = Map(
             [
@@ -432,13 +470,35 @@ class Open311App:
         }
         with self.lock:
             self.received.append(entry)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
             wait = self.control.rate_limited()
-            failure = None if wait is not None else self.control.take_failure(request.method)
-            delay = self.control.switches["delay_s"] + float((failure or {}).get("delay_s", 0))
+            failure = None if wait is not None else self.control.outage()
+            if wait is None and failure is None:
+                failure = self.control.take_failure(request.method)
+        try:
+            response = self._answer(request, fmt, endpoint, values, routing_error, wait, failure)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+        entry["status"] = response.status_code
+        return response
+
+    def _answer(
+        self,
+        request: Request,
+        fmt: str,
+        endpoint: str | None,
+        values: dict[str, Any],
+        routing_error: HTTPException | None,
+        wait: int | None,
+        failure: dict[str, Any] | None,
+    ) -> Response:
         if wait is not None:
             response = error_response(fmt, 429, "Too many requests; retry later.")
             response.headers["Retry-After"] = str(wait)
         else:
+            delay = self.control.switches["delay_s"] + float((failure or {}).get("delay_s", 0))
             if delay > 0:
                 time.sleep(delay)
             if failure is not None and "status" in failure:
@@ -458,7 +518,6 @@ class Open311App:
                 except Exception:  # a bug here: say so in the log and answer the spec's 500
                     traceback.print_exc()
                     response = error_response(fmt, 500, "Internal server error.")
-        entry["status"] = response.status_code
         return response
 
     def _failure(self, fmt: str, failure: dict[str, Any]) -> Response:
@@ -742,12 +801,16 @@ class Open311App:
                             **self.control.switches,
                             "requests": len(self.store.records),
                             "received": len(self.received),
+                            "fail_left_s": self.control.fail_left_s(),
+                            "in_flight": self.in_flight,
+                            "max_in_flight": self.max_in_flight,
                         }
                     )
                 if endpoint == "control_requests":
                     if request.method == "DELETE":
                         self.store.clear()
                         self.received.clear()
+                        self.max_in_flight = self.in_flight
                     return answer(list(self.store.records.values()))
                 if endpoint == "control_received":
                     return answer(self.received)
@@ -857,6 +920,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--fail-next", default="", help="comma list of statuses for the next API requests"
     )
+    parser.add_argument(
+        "--fail-for-s", type=float, default=0.0, help="answer --fail-status for this long"
+    )
+    parser.add_argument("--fail-status", type=int, default=503)
     parser.add_argument("--delay-s", type=float, default=0.0)
     parser.add_argument("--tokens", action="store_true", help="realtime services answer tokens")
     parser.add_argument("--token-pending", type=int, default=0)
@@ -865,6 +932,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     switches = {
         "fail_next": [int(s) for s in _comma_list(args.fail_next)],
+        "fail_for_s": args.fail_for_s,
+        "fail_status": args.fail_status,
         "delay_s": args.delay_s,
         "tokens": args.tokens,
         "token_pending": args.token_pending,

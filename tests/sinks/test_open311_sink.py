@@ -88,8 +88,16 @@ def make_sink(server: Open311Server, ledger_url: str) -> Iterator[SinkFactory]:
         endpoint: str | None = None,
         jurisdiction_id: str | None = None,
         opened: bool = True,
+        concurrency: int = 4,
     ) -> Open311Sink:
-        sink = Open311Sink(endpoint or server.url, api_key, jurisdiction_id, ledger_url, timeout_s)
+        sink = Open311Sink(
+            endpoint or server.url,
+            api_key,
+            jurisdiction_id,
+            ledger_url,
+            timeout_s,
+            concurrency=concurrency,
+        )
         sinks.append(sink)
         if opened:
             sink.open()
@@ -283,8 +291,9 @@ def test_a_wrong_api_key_stops_loudly(server: Open311Server, make_sink: SinkFact
 
 
 def test_a_429_retries_after_retry_after_and_the_batch_waits(
-    server: Open311Server, sink: Open311Sink
+    server: Open311Server, make_sink: SinkFactory
 ) -> None:
+    sink = make_sink(concurrency=1)
     server.control(fail_next=[{"status": 429, "retry_after": 7, "method": "POST"}])
     first, second = alley("t3_a"), alley("t3_b")
     outcomes = sink.write([first, second])
@@ -516,6 +525,133 @@ def test_the_sink_stage_rides_out_a_flapping_server_and_files_once(
         assert sink.ledger_entry(issue.id).state == FILED  # type: ignore[union-attr]
 
 
+def filed_once(server: Open311Server, issues: list[Issue]) -> dict[str, str]:
+    """Each issue's service_request_id on the server; fails unless each was filed exactly once
+    and nothing else was."""
+    records = server.requests()
+    by_issue: dict[str, list[str]] = {}
+    for record in records:
+        for issue in issues:
+            if f"overheard issue {issue.id}" in record["form"]["description"]:
+                by_issue.setdefault(str(issue.id), []).append(
+                    record["request"]["service_request_id"]
+                )
+    assert len(records) == len(issues)
+    assert {key: len(ids) for key, ids in by_issue.items()} == {str(i.id): 1 for i in issues}
+    return {key: ids[0] for key, ids in by_issue.items()}
+
+
+def test_the_sink_stage_rides_out_30_seconds_of_503_and_files_each_issue_once(
+    server: Open311Server, make_sink: SinkFactory
+) -> None:
+    sink = make_sink(concurrency=4)
+    retry = RetrySettings(initial_s=0.5, max_s=4)
+    bus = MemoryBus(TOPICS)
+    issues = [alley(f"t3_out{n}") for n in range(12)]
+    producer = bus.producer()
+    for issue in [*issues, issues[3], issues[7]]:  # two redelivered within the batch
+        producer.send(TOPICS.issues, issue.to_bytes())
+    producer.flush()
+    summary = Summary()
+    stop = threading.Event()
+    runner = StageRunner.on(
+        bus, SinkStage(sink, "open311", retry, stop), TOPICS.issues, retry, stop, summary
+    )
+    server.control(fail_for_s=30, fail_status=503)
+    assert runner.step(100, 0) == 14
+    assert server.switches()["fail_left_s"] == 0  # the stage waited the outage out
+    assert runner.consumer.lag() == 0
+    assert bus.records(TOPICS.deadletters) == []
+    assert summary.as_dict()["issues_written"] == {"open311": 14}
+    answered = [r["status"] for r in server.received()]
+    assert answered.count(503) >= 10  # it kept trying, with backoff, through the outage
+    filed = filed_once(server, issues)
+    for issue in issues:
+        entry = sink.ledger_entry(issue.id)
+        assert entry is not None
+        assert (entry.state, entry.service_request_id) == (FILED, filed[str(issue.id)])
+
+
+# -------------------------------------------------------------- concurrency
+
+
+def test_a_batch_of_40_with_concurrency_8_files_40_requests_in_order(
+    server: Open311Server, make_sink: SinkFactory
+) -> None:
+    sink = make_sink(concurrency=8)
+    server.clear()
+    server.control(delay_s=0.2)  # so that requests overlap
+    issues = [alley(f"t3_c{n}") for n in range(40)]
+    unlocated = alley("t3_nowhere", located=False)
+    batch = [*issues[:17], unlocated, *issues[17:]]
+    outcomes = sink.write(batch)
+    assert [type(o) for o in outcomes] == [type(WRITTEN)] * 17 + [Rejected] + [type(WRITTEN)] * 23
+    assert "no location" in outcomes[17].reason  # type: ignore[union-attr]
+    assert server.switches()["max_in_flight"] == 8
+    assert len(posts(server)) == 40
+    filed = filed_once(server, issues)
+    assert len(set(filed.values())) == 40
+    for issue in issues:
+        entry = sink.ledger_entry(issue.id)
+        assert entry is not None
+        assert (entry.state, entry.service_request_id) == (FILED, filed[str(issue.id)])
+    assert sink.ledger_entry(unlocated.id) is None
+    assert sink.write(batch)[:3] == [WRITTEN] * 3  # redelivered: no request at all
+    assert len(posts(server)) == 40
+
+
+def test_the_same_issue_twice_in_a_batch_under_concurrency_posts_once(
+    server: Open311Server, make_sink: SinkFactory
+) -> None:
+    sink = make_sink(concurrency=8)
+    server.control(delay_s=0.1)
+    a, b, c = alley("t3_d1"), alley("t3_d2"), alley("t3_d3")
+    assert sink.write([a, b, a, c, a, b, c, c]) == [WRITTEN] * 8
+    assert len(posts(server)) == 3
+    filed_once(server, [a, b, c])
+
+
+def test_a_wait_under_concurrency_stops_the_requests_not_yet_started(
+    server: Open311Server, make_sink: SinkFactory
+) -> None:
+    sink = make_sink(concurrency=4)
+    # The first POST answers 503 after 0.3 s, when all four are in flight; the three others
+    # take 1 s, so no worker is free to start another issue before the 503 is known.
+    slow = {"delay_s": 1.0, "method": "POST"}
+    server.control(
+        fail_next=[{"status": 503, "retry_after": 9, "delay_s": 0.3, "method": "POST"}, *[slow] * 3]
+    )
+    issues = [alley(f"t3_w{n}") for n in range(12)]
+    outcomes = sink.write(issues)
+    assert len(posts(server)) == 4
+    assert [type(o) for o in outcomes[4:]] == [Retry] * 8
+    assert all("not tried" in o.reason and o.delay == 9.0 for o in outcomes[4:])  # type: ignore[union-attr]
+    first = outcomes[:4]
+    assert sorted(type(o).__name__ for o in first) == ["Retry", "Written", "Written", "Written"]
+    assert len(server.requests()) == 3
+    assert sink.write(issues) == [WRITTEN] * 12
+    filed_once(server, issues)
+
+
+def test_a_setup_error_under_concurrency_stops_the_batch(
+    server: Open311Server, make_sink: SinkFactory
+) -> None:
+    sink = make_sink(concurrency=4)
+    server.control(fail_next=[{"status": 403, "method": "POST"}] * 12)
+    with pytest.raises(Open311SetupError, match="403"):
+        sink.write([alley(f"t3_x{n}") for n in range(12)])
+    assert 1 <= len(posts(server)) <= 4
+    assert server.requests() == []
+
+
+def test_concurrency_must_be_at_least_one(ledger_url: str) -> None:
+    with pytest.raises(ConfigError, match="concurrency"):
+        Open311Sink("http://127.0.0.1:1/", KEY, None, ledger_url, concurrency=0)
+    with pytest.raises(ValueError, match="concurrency"):
+        Open311Settings(concurrency=0)
+    assert Open311Settings().concurrency == 4
+
+
 # -------------------------------------------------------------- attributes, jurisdiction
 
 
@@ -602,11 +738,12 @@ def test_from_settings(server: Open311Server, ledger_url: str) -> None:
         from_settings(Settings(open311=Open311Settings(endpoint=server.url)))
     settings = Settings(
         open311=Open311Settings(
-            endpoint=server.url, api_key=KEY, ledger_url=ledger_url, timeout_s=5
+            endpoint=server.url, api_key=KEY, ledger_url=ledger_url, timeout_s=5, concurrency=2
         )
     )
     sink = from_settings(settings)
     assert sink.name == "open311"
+    assert repr(sink).endswith("concurrency=2)")
     sink.open()
     try:
         assert ALLEY in sink.services

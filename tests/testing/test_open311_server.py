@@ -6,6 +6,7 @@ import time
 import tomllib
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -445,6 +446,59 @@ def test_fail_next_answers_503_then_recovers(http: httpx.Client, server: Open311
     assert statuses == [503, 503, 200]
 
 
+def test_fail_for_s_answers_every_api_request_until_the_time_has_passed(
+    http: httpx.Client, server: Open311Server
+) -> None:
+    before = len(server.requests())
+    server.control(fail_next=[{"status": 500, "method": "POST"}])
+    shown = server.control(fail_for_s=1.0)
+    assert shown["fail_status"] == 503
+    assert 0 < shown["fail_left_s"] <= 1.0
+    started = time.monotonic()
+    assert errors(http.post("/requests.json", data=pothole()), 503)
+    assert http.get("/services.json").status_code == 503
+    assert http.get("/requests.json").status_code == 503
+    assert server.switches()["fail_next"] != []  # fail_next waits for the outage to end
+    while time.monotonic() - started < 1.0:
+        assert http.get("/discovery.json").status_code == 503
+        time.sleep(0.1)
+    assert time.monotonic() - started >= 1.0
+    assert http.get("/services.json").status_code == 200
+    assert server.switches()["fail_left_s"] == 0
+    assert http.post("/requests.json", data=pothole()).status_code == 500  # then fail_next
+    assert http.post("/requests.json", data=pothole()).status_code == 200
+    assert len(server.requests()) == before + 1
+
+
+def test_fail_for_s_with_another_status_and_its_end(
+    http: httpx.Client, server: Open311Server
+) -> None:
+    server.control(fail_for_s=60, fail_status=429)
+    limited = http.get("/services.xml")
+    assert limited.status_code == 429 and limited.headers["Retry-After"] == "1"
+    assert ET.fromstring(limited.text).findtext("error/code") == "429"
+    assert server.control(fail_for_s=0)["fail_left_s"] == 0
+    assert http.get("/services.json").status_code == 200
+    server.control(fail_for_s=60)
+    server.reset()
+    assert http.get("/services.json").status_code == 200
+    for bad in ({"fail_for_s": -1}, {"fail_status": 42}):
+        with pytest.raises(httpx.HTTPStatusError):
+            server.control(**bad)
+
+
+def test_the_most_api_requests_in_flight_at_once(http: httpx.Client, server: Open311Server) -> None:
+    server.clear()
+    server.control(delay_s=0.3)
+    with ThreadPoolExecutor(5) as pool:
+        statuses = list(pool.map(lambda _: http.get("/services.json").status_code, range(5)))
+    assert statuses == [200] * 5
+    shown = server.switches()
+    assert (shown["in_flight"], shown["max_in_flight"]) == (0, 5)
+    server.clear()
+    assert server.switches()["max_in_flight"] == 0
+
+
 def test_429_carries_retry_after(http: httpx.Client, server: Open311Server) -> None:
     server.control(fail_next=[429, {"status": 429, "retry_after": 30}])
     assert http.get("/services.json").headers["Retry-After"] == "1"
@@ -514,11 +568,14 @@ def test_the_control_api_refuses_unknown_switches(server: Open311Server) -> None
 
 def test_switches_from_the_command_line_and_state_across_restarts(tmp_path: Path) -> None:
     state = tmp_path / "state.json"
-    flags = ["--fail-next", "503", "--tokens"]
+    flags = ["--fail-next", "503", "--tokens", "--fail-for-s", "0.5", "--fail-status", "502"]
     with Open311Server.start(
         api_key=KEY, state=state, jurisdiction="baltimore.md.us", extra_args=flags
     ) as first:
         url = f"{first.url}/requests.json"
+        while first.switches()["fail_left_s"] > 0:
+            assert httpx.post(url, data=pothole()).status_code == 502
+            time.sleep(0.05)
         assert httpx.post(url, data=pothole()).status_code == 503
         elsewhere = httpx.post(url, data=pothole(jurisdiction_id="bloomington.in.gov"))
         assert errors(elsewhere, 404)
