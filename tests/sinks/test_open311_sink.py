@@ -306,8 +306,9 @@ def test_a_429_retries_after_retry_after_and_the_batch_waits(
 
 
 def test_a_500_retries_that_issue_and_the_rest_are_tried(
-    server: Open311Server, sink: Open311Sink
+    server: Open311Server, make_sink: SinkFactory
 ) -> None:
+    sink = make_sink(concurrency=1)  # one at a time, so the 500 meets the first issue
     server.control(fail_next=[{"status": 500, "method": "POST"}])
     first, second = alley("t3_a"), alley("t3_b")
     outcomes = sink.write([first, second])
