@@ -28,6 +28,11 @@ sinks_app = typer.Typer(
     help="The sinks installed (entry points overheard.sinks).", no_args_is_help=True
 )
 app.add_typer(sinks_app, name="sinks")
+gazetteer_app = typer.Typer(
+    help="The offline gazetteer (streets, addresses, places, boundary) from OpenStreetMap.",
+    no_args_is_help=True,
+)
+app.add_typer(gazetteer_app, name="gazetteer")
 
 out = Console()
 err = Console(stderr=True)
@@ -287,3 +292,56 @@ def check(
     out.print(table)
     if not all(result.ok for result in results):
         raise typer.Exit(1)
+
+
+@gazetteer_app.command("build")
+def gazetteer_build(
+    pbf: Annotated[
+        Path,
+        typer.Argument(help="The city's OpenStreetMap extract (.osm.pbf).", dir_okay=False),
+    ],
+    out_file: Annotated[
+        Path,
+        typer.Option("--out", help="The gazetteer file to write (replaced only when complete)."),
+    ],
+    boundary: Annotated[
+        Path | None,
+        typer.Option(
+            "--boundary",
+            help="The city boundary as GeoJSON, when the extract's relation is clipped.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    admin_relation: Annotated[
+        str | None,
+        typer.Option(
+            "--admin-relation",
+            help="Take the city boundary from this administrative relation of the extract "
+            "(id or name); it must be whole.",
+        ),
+    ] = None,
+    block_size: Annotated[
+        int,
+        typer.Option("--block-size", help="House numbers a block (interpolation).", min=1),
+    ] = 100,
+) -> None:
+    """Build the gazetteer of a city from an OpenStreetMap extract, and print its counts."""
+    from overheard.geo.build import GazetteerBuildError, build_gazetteer
+
+    try:
+        report = build_gazetteer(
+            pbf, out_file, boundary=boundary, admin_relation=admin_relation, block_size=block_size
+        )
+    except GazetteerBuildError as exc:
+        err.print(f"[bold red]gazetteer build failed[/]: {escape(str(exc))}", highlight=False)
+        raise typer.Exit(1) from exc
+    table = Table(title=f"gazetteer {report.path}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    for name, count in report.counts.items():
+        if name != "boundary":
+            table.add_row(name.replace("_", " "), str(count))
+    table.add_row("boundary", report.boundary_source or "none")
+    table.add_row("seconds", f"{report.seconds:.1f}")
+    out.print(table)
