@@ -270,6 +270,26 @@ class Gazetteer:
             names=tuple(self._names[i] for i in ids),
         )
 
+    def street_options(self, name: str) -> list[StreetMatch]:
+        """Every street the name could mean, one match each (a point in the middle of its
+        longest part), longest street first: for choosing among streets of one name."""
+        ids, level = self._candidates(name)
+        options = []
+        for street_id in sorted(ids, key=lambda i: -self._geometry(i).length):
+            part = max(self._geometry(street_id).geoms, key=lambda g: g.length)
+            middle = part.interpolate(0.5, normalized=True)
+            options.append(
+                StreetMatch(
+                    name=self._names[street_id],
+                    key=self._keys[street_id],
+                    level=level,
+                    point=LatLon(middle.y, middle.x),
+                    ids=(street_id,),
+                    names=(self._names[street_id],),
+                )
+            )
+        return options
+
     def street_names(self) -> list[str]:
         return sorted(self._names.values())
 
@@ -569,6 +589,14 @@ class Gazetteer:
         place_name, kind, lat, lon, _ = rows[0]
         return Located(lat, lon, "place", f"{place_name} ({kind})")
 
+    def place_names(self) -> list[str]:
+        """The name of every place (parks, stations, stops, shops, …), once each."""
+        return [r[0] for r in self._db.execute("SELECT DISTINCT name FROM places ORDER BY name")]
+
+    def neighbourhood_names(self) -> list[str]:
+        """The name of every neighbourhood."""
+        return [r[0] for r in self._db.execute("SELECT name FROM neighbourhoods ORDER BY name")]
+
     def places_near(self, lat: float, lon: float, radius_m: float = 200.0) -> list[str]:
         """Names of places within `radius_m` of the point, nearest first (R-tree)."""
         dlat = radius_m / _EARTH_M_PER_DEG_LAT
@@ -593,6 +621,14 @@ class Gazetteer:
     @property
     def has_boundary(self) -> bool:
         return self._boundary is not None
+
+    def boundary_point(self) -> LatLon | None:
+        """A point inside the city boundary (for a location known only to the city), or None
+        when the gazetteer has no boundary."""
+        if self._boundary is None:
+            return None
+        point = self._boundary.representative_point()
+        return LatLon(point.y, point.x)
 
     def contains(self, lat: float, lon: float) -> bool:
         """Whether the point lies inside the city boundary (edges count as inside)."""

@@ -15,7 +15,7 @@ from typing import Any
 
 from rich.console import Console
 
-from tests.benchmarks import geo_gazetteer, open311_sink, prefilter, sql_sink
+from tests.benchmarks import geo_gazetteer, geo_places, open311_sink, prefilter, sql_sink
 
 OUTPUT = Path(__file__).resolve().parents[2] / "var" / "bench" / "latest.json"
 BENCHMARKS: dict[str, Callable[[Console], dict[str, Any]]] = {
@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, Callable[[Console], dict[str, Any]]] = {
     "sql_sink": sql_sink.run,
     "open311_sink": open311_sink.run,
     "geo_gazetteer": geo_gazetteer.run,
+    "geo_places": geo_places.run,
 }
 
 
