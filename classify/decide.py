@@ -13,7 +13,8 @@ from enum import StrEnum
 
 from overheard.classify.prefilter import Hit, Prefilter
 from overheard.classify.vocabulary import Kind, Vocabulary
-from overheard.model import Category, Issue, Platform, Post, Scores, Versions
+from overheard.geo.locate import Locator
+from overheard.model import Category, Issue, Platform, Post, Precision, Scores, Versions
 from overheard.profile import CityProfile
 
 CLASSIFIER_VERSION = "prefilter-vocabulary/1"
@@ -24,6 +25,7 @@ class Outcome(StrEnum):
     STOPPED_BY_SCAN = "stopped_by_scan"  # no category phrase at all: the cheap pass stopped it
     NO_COMPLAINT = "no_complaint"  # a category subject, but nothing says it is a problem
     ADDRESSED_CITY = "addressed_city"  # a complaint the city was already told about
+    OUTSIDE_CITY = "outside_city"  # a complaint about a place outside the city
     ISSUE = "issue"
 
 
@@ -56,8 +58,11 @@ def _quote(hit: Hit) -> str:
 class Classifier:
     """Decides, for a batch of posts, which are local complaints."""
 
-    def __init__(self, profile: CityProfile) -> None:
+    def __init__(self, profile: CityProfile, locator: Locator | None = None) -> None:
+        """`locator` places complaints with the city's gazetteer; without one, issues
+        carry no location."""
         self.profile = profile
+        self.locator = locator
         self.prefilter = Prefilter(Vocabulary.from_profile(profile))
         self._accounts = {
             Platform.X: {a.lower() for a in profile.accounts.x},
@@ -162,6 +167,17 @@ class Classifier:
             return Decision(post, Outcome.NO_COMPLAINT, tuple(reasons))
 
         locality, locality_reason = self._locality(post, evidence)
+        location = None
+        if self.locator is not None:
+            located = self.locator.locate(post.text)
+            reasons.extend(f"location: {reason}" for reason in located.reasons)
+            if not located.local:
+                return Decision(post, Outcome.OUTSIDE_CITY, tuple(reasons))
+            if located.location is not None and located.location.precision is not Precision.CITY:
+                location = located.location
+                if locality < rules.locality_place:
+                    locality = rules.locality_place
+                    locality_reason = f"located at {location.precision} precision"
         reasons.append(f"locality {locality:.2f}: {locality_reason}")
         urgent = evidence.of(Kind.URGENT)
         if urgent:
@@ -173,6 +189,7 @@ class Classifier:
             post=post,
             category=Category(name=category_key, service_code=vocab.service_code),
             scores=Scores(complaint=complaint, category=category_score, locality=locality),
+            location=location,
             addresses_city=addressed is not None,
             names_city=bool(evidence.of(Kind.CITY)),
             urgent=bool(urgent),

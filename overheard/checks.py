@@ -11,6 +11,8 @@ from kafka.errors import KafkaError
 from overheard.bus.kafka import connection_options
 from overheard.classify.decide import Classifier
 from overheard.errors import OverheardError
+from overheard.geo.city import gazetteer_path
+from overheard.geo.gazetteer import Gazetteer
 from overheard.profile import load_profile
 from overheard.settings import Settings
 from overheard.sinks.registry import create_sink
@@ -41,6 +43,17 @@ def run_checks(settings: Settings) -> list[CheckResult]:
         )
 
     results.append(_attempt("city profile", profile))
+
+    def gazetteer() -> str:
+        if not settings.geo.enabled:
+            return "geo is off: issues carry no location"
+        path = gazetteer_path(load_profile(settings.city), settings.geo.gazetteer_dir)
+        if path is None:
+            return "the profile names no extract: issues carry no location"
+        counts = Gazetteer.open(path).counts()
+        return f"{path}: " + ", ".join(f"{count} {name}" for name, count in counts.items())
+
+    results.append(_attempt("gazetteer", gazetteer))
 
     def broker() -> str:
         if settings.bus.kind == "memory":

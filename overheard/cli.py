@@ -194,7 +194,11 @@ def _print_summary(summary: dict[str, Any], city: str, settings: Settings) -> No
     table.add_row("issues found", str(summary["issues"]))
     for category, count in summary["issues_by_category"].items():
         table.add_row(f"  {category}", str(count))
+    for precision, count in summary["issues_by_precision"].items():
+        shown = "  not located" if precision == "unlocated" else f"  located: {precision}"
+        table.add_row(shown, str(count))
     table.add_row("addressed the city (excluded)", str(summary["addressed_city_excluded"]))
+    table.add_row("outside the city (excluded)", str(summary["outside_city_excluded"]))
     table.add_row("urgent", str(summary["urgent"]))
     for sink, count in summary["issues_written"].items():
         table.add_row(f"written to {sink}", str(count))

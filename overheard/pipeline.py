@@ -18,6 +18,7 @@ from overheard.bus.base import Bus, Producer, Topics
 from overheard.bus.memory import MemoryBus
 from overheard.classify.decide import Classifier
 from overheard.deadletter import DeadLetter
+from overheard.geo.city import locator_for
 from overheard.ingest.archive import Position, iter_archive
 from overheard.ingest.checkpoint import CheckpointStore
 from overheard.model import Post
@@ -81,8 +82,14 @@ class Pipeline:
         """Consumer group of a stage: `<prefix>.<city>.<stage>`, one per city and stage."""
         return f"{self.settings.bus.topic_prefix}.{self.profile.name}.{stage}"
 
+    def classifier(self) -> Classifier:
+        """The cascade for this city, locating with its gazetteer unless geo is off."""
+        geo = self.settings.geo
+        locator = locator_for(self.profile, geo.gazetteer_dir) if geo.enabled else None
+        return Classifier(self.profile, locator)
+
     def classify_runner(self) -> StageRunner:
-        stage = ClassifyStage(Classifier(self.profile), self.topics.issues, self.group("classify"))
+        stage = ClassifyStage(self.classifier(), self.topics.issues, self.group("classify"))
         return StageRunner.on(
             self.bus, stage, self.topics.posts, self.settings.retry, self.stop, self.summary
         )

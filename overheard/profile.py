@@ -75,6 +75,26 @@ class Places(_Strict):
     streets: Terms
 
 
+class GeoProfile(_Strict):
+    """Where the city's gazetteer comes from (paths relative to the config folder)."""
+
+    #: The OpenStreetMap extract (.osm.pbf) that holds the city.
+    extract: Path
+    #: The city boundary as GeoJSON, when the extract's relation is clipped.
+    boundary: Path | None = None
+    #: House numbers a block, for interpolating addresses OSM lacks.
+    block_size: Annotated[int, Field(ge=1)] = 100
+
+    def resolved(self, base: Path) -> GeoProfile:
+        """The same, with relative paths taken from `base`."""
+        return self.model_copy(
+            update={
+                "extract": base / self.extract,
+                "boundary": base / self.boundary if self.boundary else None,
+            }
+        )
+
+
 class Decision(_Strict):
     #: Keep posts that address the city (flagged) instead of dropping them.
     keep_addressed: bool = False
@@ -100,6 +120,7 @@ class CityProfile(_Strict):
     vocabulary: ComplaintVocabulary
     categories: dict[str, CategoryVocabulary]
     places: Places
+    geo: GeoProfile | None = None
     decision: Decision = Decision()
 
     @field_validator("categories")

@@ -76,6 +76,14 @@ class DatabaseSettings(_Section):
         return make_url(self.effective_url()).render_as_string(hide_password=True)
 
 
+class GeoSettings(_Section):
+    #: Locate complaints with the city's gazetteer (built on first use from the profile's
+    #: extract); off, issues carry no location.
+    enabled: bool = True
+    #: Where built gazetteers are kept, one file per city.
+    gazetteer_dir: Path = Path("var/gazetteer")
+
+
 class RetrySettings(_Section):
     """Exponential backoff with jitter for transient failures."""
 
@@ -132,6 +140,7 @@ class Fields(BaseModel):
     bus: BusSettings = BusSettings()
     database: DatabaseSettings = DatabaseSettings()
     ingest: IngestSettings = IngestSettings()
+    geo: GeoSettings = GeoSettings()
     retry: RetrySettings = RetrySettings()
     jsonl: JsonlSettings = JsonlSettings()
     webhook: WebhookSettings = WebhookSettings()

@@ -16,6 +16,7 @@ class Summary:
     posts_read: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
     issues_by_category: Counter[str] = field(default_factory=Counter)
+    issues_by_precision: Counter[str] = field(default_factory=Counter)
     urgent: int = 0
     issues_written: Counter[str] = field(default_factory=Counter)
     deadletters: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -31,6 +32,9 @@ class Summary:
                 self.outcomes[decision.outcome] += 1
                 if decision.issue is not None:
                     self.issues_by_category[decision.issue.category.name] += 1
+                    location = decision.issue.location
+                    precision = location.precision.value if location else "unlocated"
+                    self.issues_by_precision[precision] += 1
                     self.urgent += decision.issue.urgent
 
     def written(self, sink: str, count: int) -> None:
@@ -57,7 +61,9 @@ class Summary:
             "outcomes": dict(sorted(self.outcomes.items())),
             "issues": sum(self.issues_by_category.values()),
             "issues_by_category": dict(sorted(self.issues_by_category.items())),
+            "issues_by_precision": dict(sorted(self.issues_by_precision.items())),
             "addressed_city_excluded": self.outcomes[Outcome.ADDRESSED_CITY],
+            "outside_city_excluded": self.outcomes[Outcome.OUTSIDE_CITY],
             "urgent": self.urgent,
             "issues_written": dict(sorted(self.issues_written.items())),
             "deadletters": {

@@ -17,10 +17,10 @@ def test_check_passes_when_everything_is_reachable(kafka_bootstrap: str, tmp_pat
             "--db",
             f"sqlite:///{tmp_path}/overheard.db",
         ],
-        env={"COLUMNS": "200"},
+        env={"COLUMNS": "200", "OVERHEARD_GEO__GAZETTEER_DIR": str(tmp_path / "gazetteer")},
     )
     assert result.exit_code == 0, result.output
-    for what in ("settings", "city profile", "bus", "sink sql"):
+    for what in ("settings", "city profile", "gazetteer", "bus", "sink sql"):
         assert what in result.output
     assert "failed" not in result.output
 

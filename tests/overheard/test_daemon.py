@@ -21,6 +21,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from overheard.classify.decide import Classifier
+from overheard.geo.city import locator_for
 from overheard.ingest import iter_archive
 from overheard.model import Issue, Post
 from overheard.paths import CONFIG_DIR
@@ -29,9 +30,10 @@ from overheard.profile import load_profile
 SAMPLE = CONFIG_DIR / "samples" / "reddit-baltimore-top-2013.csv"
 
 
-def expected_issue_ids() -> set[uuid.UUID]:
+def expected_issue_ids(gazetteers: Path) -> set[uuid.UUID]:
     posts = [item for item, _ in iter_archive(SAMPLE) if isinstance(item, Post)]
-    decisions = Classifier(load_profile("baltimore")).classify(posts)
+    profile = load_profile("baltimore")
+    decisions = Classifier(profile, locator_for(profile, gazetteers)).classify(posts)
     return {d.issue.id for d in decisions if d.issue is not None}
 
 
@@ -110,9 +112,10 @@ def test_killed_consumers_leave_every_issue_exactly_once(
         "OVERHEARD_DATABASE__URL": postgres_schema_url,
         "OVERHEARD_INGEST__CHECKPOINT_DIR": str(tmp_path / "checkpoints"),
         "OVERHEARD_INGEST__CHECKPOINT_EVERY": "100",
+        "OVERHEARD_GEO__GAZETTEER_DIR": str(tmp_path / "gazetteer"),
     }
     run = stages(env)
-    expected = expected_issue_ids()
+    expected = expected_issue_ids(tmp_path / "gazetteer")
     assert len(expected) >= 5
     engine = sqlalchemy.create_engine(postgres_schema_url)
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)

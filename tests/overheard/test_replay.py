@@ -27,7 +27,10 @@ def test_replay_writes_every_issue_to_every_sink_and_sums_up(tmp_path: Path) -> 
             "jsonl",
             "--json",
         ],
-        env={"OVERHEARD_JSONL__DIRECTORY": str(tmp_path / "jsonl")},
+        env={
+            "OVERHEARD_JSONL__DIRECTORY": str(tmp_path / "jsonl"),
+            "OVERHEARD_GEO__GAZETTEER_DIR": str(tmp_path / "gazetteer"),
+        },
     )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
@@ -43,6 +46,7 @@ def test_replay_writes_every_issue_to_every_sink_and_sums_up(tmp_path: Path) -> 
     assert issues > 0
     assert summary["issues_written"] == {"jsonl": issues, "sql": issues}
     assert summary["deadletters"] == {}
+    assert sum(summary["issues_by_precision"].values()) == issues
 
     engine = sqlalchemy.create_engine(f"sqlite:///{database}")
     with engine.connect() as connection:
@@ -54,7 +58,7 @@ def test_replay_writes_every_issue_to_every_sink_and_sums_up(tmp_path: Path) -> 
 
 def test_replaying_twice_changes_nothing(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/overheard.db"
-    runner = CliRunner()
+    runner = CliRunner(env={"OVERHEARD_GEO__GAZETTEER_DIR": str(tmp_path / "gazetteer")})
     first = runner.invoke(app, ["replay", str(SAMPLE), "--db", url, "--json"])
     second = runner.invoke(app, ["replay", str(SAMPLE), "--db", url, "--json"])
     assert first.exit_code == second.exit_code == 0
