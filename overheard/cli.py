@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 import threading
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -348,4 +349,68 @@ def gazetteer_build(
             table.add_row(name.replace("_", " "), str(count))
     table.add_row("boundary", report.boundary_source or "none")
     table.add_row("seconds", f"{report.seconds:.1f}")
+    out.print(table)
+
+
+class Task(StrEnum):
+    # The complaint, civic and category tasks arrive with the trained models.
+    LOCATION = "location"
+
+
+@app.command("eval")
+def evaluate(
+    labelled: Annotated[
+        Path,
+        typer.Argument(
+            help="A CSV or JSONL file with `text` and the truth.", exists=True, dir_okay=False
+        ),
+    ],
+    task: Annotated[Task, typer.Option("--task", help="What to measure.")] = Task.LOCATION,
+    config: ConfigFile = None,
+    city: City = None,
+    text_column: Annotated[str, typer.Option(help="The column holding the text.")] = "text",
+    lat_column: Annotated[str, typer.Option(help="The column holding the true latitude.")] = "lat",
+    lon_column: Annotated[str, typer.Option(help="The column holding the true longitude.")] = "lon",
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Measure overheard on a labelled set; location: share located and error in metres."""
+    from overheard.evaluation import Columns, evaluate_location
+    from overheard.geo.city import locator_for
+    from overheard.profile import load_profile
+
+    settings = _settings(config, city=city)
+    try:
+        profile = load_profile(settings.city)
+        locator = locator_for(profile, settings.geo.gazetteer_dir)
+        if locator is None:
+            raise ConfigError(f"the {profile.name} profile names no [geo] extract to locate with")
+        result = evaluate_location(labelled, locator, Columns(text_column, lat_column, lon_column))
+    except ConfigError as exc:
+        err.print(f"[bold red]error[/]\n{exc}", highlight=False)
+        raise typer.Exit(2) from exc
+    if json_out:
+        out.print_json(json.dumps(result))
+        return
+    table = Table(
+        title=f"overheard eval — {task.value}, {labelled.name}",
+        show_header=False,
+        title_justify="left",
+    )
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    for key in (
+        "n",
+        "located_share",
+        "median_error_m",
+        "p90_error_m",
+        "within_100m",
+        "within_250m",
+        "outside_city",
+        "skipped_without_true_point",
+    ):
+        table.add_row(key, str(result[key]))
+    for precision, figures in result["by_precision"].items():
+        error = figures["median_error_m"]
+        shown = f"{figures['n']}" + ("" if error is None else f" (median {error} m)")
+        table.add_row(f"  {precision}", shown)
     out.print(table)
