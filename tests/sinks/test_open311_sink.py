@@ -113,6 +113,13 @@ def sink(make_sink: SinkFactory) -> Open311Sink:
     return make_sink()
 
 
+def assert_filed(sink: Open311Sink, issue: Issue, service_request_id: str) -> None:
+    """The ledger records the issue as filed under this service request."""
+    entry = sink.ledger_entry(issue.id)
+    assert entry is not None
+    assert (entry.state, entry.service_request_id) == (FILED, service_request_id)
+
+
 def posts(server: Open311Server) -> list[dict[str, Any]]:
     """Every POST the server received, whatever it answered."""
     return [r for r in server.received() if r["method"] == "POST"]
@@ -376,12 +383,7 @@ def test_a_timeout_retries_and_the_request_it_filed_is_found(
     (record,) = server.requests()
     assert sink.write([issue]) == [WRITTEN]  # found by the lookup: not posted again
     assert len(posts(server)) == 1
-    entry = sink.ledger_entry(issue.id)
-    assert entry is not None
-    assert (entry.state, entry.service_request_id) == (
-        FILED,
-        record["request"]["service_request_id"],
-    )
+    assert_filed(sink, issue, record["request"]["service_request_id"])
 
 
 def test_a_realtime_answer_without_an_id_is_looked_up(
@@ -392,12 +394,7 @@ def test_a_realtime_answer_without_an_id_is_looked_up(
     issue = alley()
     assert sink.write([issue]) == [WRITTEN]
     (record,) = server.requests()
-    entry = sink.ledger_entry(issue.id)
-    assert entry is not None
-    assert (entry.state, entry.service_request_id) == (
-        FILED,
-        record["request"]["service_request_id"],
-    )
+    assert_filed(sink, issue, record["request"]["service_request_id"])
 
 
 def test_a_realtime_answer_without_an_id_that_cannot_be_found_rejects(
@@ -472,12 +469,7 @@ def test_a_crash_after_the_post_files_exactly_once(
     assert sink.write([issue]) == [WRITTEN]
     assert len(server.requests()) == 1
     assert len(posts(server)) == 1
-    entry = sink.ledger_entry(issue.id)
-    assert entry is not None
-    assert (entry.state, entry.service_request_id) == (
-        FILED,
-        record["request"]["service_request_id"],
-    )
+    assert_filed(sink, issue, record["request"]["service_request_id"])
 
 
 def test_a_crash_before_the_post_files_it_on_the_next_try(
@@ -568,9 +560,7 @@ def test_the_sink_stage_rides_out_30_seconds_of_503_and_files_each_issue_once(
     assert answered.count(503) >= 10  # it kept trying, with backoff, through the outage
     filed = filed_once(server, issues)
     for issue in issues:
-        entry = sink.ledger_entry(issue.id)
-        assert entry is not None
-        assert (entry.state, entry.service_request_id) == (FILED, filed[str(issue.id)])
+        assert_filed(sink, issue, filed[str(issue.id)])
 
 
 # -------------------------------------------------------------- concurrency
@@ -593,9 +583,7 @@ def test_a_batch_of_40_with_concurrency_8_files_40_requests_in_order(
     filed = filed_once(server, issues)
     assert len(set(filed.values())) == 40
     for issue in issues:
-        entry = sink.ledger_entry(issue.id)
-        assert entry is not None
-        assert (entry.state, entry.service_request_id) == (FILED, filed[str(issue.id)])
+        assert_filed(sink, issue, filed[str(issue.id)])
     assert sink.ledger_entry(unlocated.id) is None
     assert sink.write(batch)[:3] == [WRITTEN] * 3  # redelivered: no request at all
     assert len(posts(server)) == 40
