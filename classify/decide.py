@@ -1,40 +1,92 @@
 """The decision: is this post a local complaint the city should hear, and why.
 
-This first classifier decides from the profile's vocabulary alone (`decided_by`
-says so on every issue); the trained models take over the analysis step later.
+The cascade of DESIGN.md, cheapest first: posts the classifier cannot judge
+(another language, no words) and posts the prefilter's scan stops cost almost
+nothing; the survivors are matched against the vocabulary and scored by the
+trained models in one batch; the complaints among them are located; the rules
+below decide. Every threshold comes from the city profile, and every step writes
+a line of the explanation, tagged with the cascade stage that wrote it.
+
+Without trained models the vocabulary decides alone (`versions.classifier` says
+so on every issue): a problem phrase, or a subject next to a complaint cue.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Protocol
 
 from overheard.classify.prefilter import Hit, Prefilter
 from overheard.classify.vocabulary import Kind, Vocabulary
 from overheard.geo.locate import Locator
 from overheard.model import Category, Issue, Platform, Post, Precision, Scores, Versions
-from overheard.profile import CityProfile
+from overheard.profile import OTHER, CityProfile
 
-CLASSIFIER_VERSION = "prefilter-vocabulary/1"
-DECIDED_BY = "prefilter:vocabulary"
+CASCADE_VERSION = "cascade/2"
+#: The most characters of a post the models and the matcher read; the scan reads all.
+MAX_JUDGED_CHARS = 5_000
 
 
 class Outcome(StrEnum):
-    STOPPED_BY_SCAN = "stopped_by_scan"  # no category phrase at all: the cheap pass stopped it
-    NO_COMPLAINT = "no_complaint"  # a category subject, but nothing says it is a problem
+    NOT_JUDGED = "not_judged"  # another language, or no words at all
+    STOPPED_BY_SCAN = "stopped_by_scan"  # nothing civic in it: the cheap pass stopped it
+    NO_COMPLAINT = "no_complaint"  # not a complaint
+    NOT_CIVIC = "not_civic"  # a complaint, but not about a problem a city service fixes
     ADDRESSED_CITY = "addressed_city"  # a complaint the city was already told about
     OUTSIDE_CITY = "outside_city"  # a complaint about a place outside the city
     ISSUE = "issue"
+
+
+class Stage(StrEnum):
+    """The step of the cascade that wrote a line of the explanation."""
+
+    INPUT = "input"
+    SCAN = "prefilter"
+    MODELS = "models"
+    LOCATE = "locate"
+    DECIDE = "decide"
+
+
+@dataclass(frozen=True)
+class Step:
+    stage: Stage
+    text: str
 
 
 @dataclass(frozen=True)
 class Decision:
     post: Post
     outcome: Outcome
-    reasons: tuple[str, ...]
+    steps: tuple[Step, ...]
     issue: Issue | None = None
+    #: The step of the cascade that settled the outcome.
+    decided_at: Stage = Stage.DECIDE
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        return tuple(step.text for step in self.steps)
+
+
+class TextScores(Protocol):
+    complaint: float
+    civic: float
+    category: str
+    category_score: float
+    category_scores: Mapping[str, float]
+
+
+class TextScorer(Protocol):
+    """The trained models as the cascade uses them (`classify.textmodels.TextModels`)."""
+
+    version: str
+    complaint_threshold: float
+    civic_threshold: float
+
+    def score(self, texts: Sequence[str]) -> Sequence[TextScores]: ...
 
 
 @dataclass
@@ -51,72 +103,301 @@ class _Evidence:
         return self.by_kind.get(kind, [])
 
 
+@dataclass
+class _Trace:
+    steps: list[Step] = field(default_factory=list)
+
+    def add(self, stage: Stage, text: str) -> None:
+        self.steps.append(Step(stage, text))
+
+    def decision(
+        self, post: Post, outcome: Outcome, stage: Stage, issue: Issue | None = None
+    ) -> Decision:
+        return Decision(post, outcome, tuple(self.steps), issue=issue, decided_at=stage)
+
+
 def _quote(hit: Hit) -> str:
     return f"'{hit.text}' (chars {hit.start}-{hit.end})"
+
+
+_NOT_WORDS = re.compile(r"https?://\S+|www\.\S+|[@#]\w+", re.IGNORECASE)
+#: Language tags that say "no language" rather than naming one (X uses these).
+_NO_LANGUAGE = {"und", "zxx", "qme", "qht", "qam", "qct", "art"}
 
 
 class Classifier:
     """Decides, for a batch of posts, which are local complaints."""
 
-    def __init__(self, profile: CityProfile, locator: Locator | None = None) -> None:
-        """`locator` places complaints with the city's gazetteer; without one, issues
-        carry no location."""
+    def __init__(
+        self,
+        profile: CityProfile,
+        locator: Locator | None = None,
+        models: TextScorer | None = None,
+    ) -> None:
+        """`locator` places complaints with the city's gazetteer and `models` scores
+        the survivors of the scan; without them issues carry no location and the
+        vocabulary decides alone."""
         self.profile = profile
         self.locator = locator
+        self.models = models
         self.prefilter = Prefilter(Vocabulary.from_profile(profile))
         self._accounts = {
             Platform.X: {a.lower() for a in profile.accounts.x},
             Platform.REDDIT: {a.lower() for a in profile.accounts.reddit},
         }
         self._subreddits = {s.lower() for s in profile.community.subreddits}
-        self._versions = Versions(classifier=CLASSIFIER_VERSION, profile=profile.city.version)
+        self._languages = {language.lower() for language in profile.city.languages}
+        rules = profile.decision
+        if models is not None:
+            self.complaint_threshold = rules.complaint_threshold or models.complaint_threshold
+            self.civic_threshold = rules.civic_threshold or models.civic_threshold
+            classifier = f"{CASCADE_VERSION}+{models.version}"
+        else:
+            self.complaint_threshold = self.civic_threshold = 1.0
+            classifier = f"{CASCADE_VERSION}+vocabulary-only"
+        self.versions = Versions(classifier=classifier, profile=profile.city.version)
+
+    # -- the cascade
 
     def classify(self, posts: Sequence[Post]) -> list[Decision]:
-        survivors = [post for post in posts if self.prefilter.scan(post.text)]
-        matched = dict(
-            zip(
-                (post.id for post in survivors),
-                self.prefilter.match(post.text for post in survivors),
-                strict=True,
-            )
-        )
-        decisions = []
-        for post in posts:
-            hits = matched.get(post.id)
-            if hits is None:
-                reason = "no category phrase of the profile's vocabulary: stopped by the scan"
-                decisions.append(Decision(post, Outcome.STOPPED_BY_SCAN, (reason,)))
+        decisions: dict[int, Decision] = {}
+        survivors: list[tuple[int, str, _Trace]] = []
+        for index, post in enumerate(posts):
+            trace = _Trace()
+            judged = self._judgeable(post, trace)
+            if judged is None:
+                decisions[index] = trace.decision(post, Outcome.NOT_JUDGED, Stage.INPUT)
+            elif not self.prefilter.scan(post.text):
+                trace.add(Stage.SCAN, "nothing of the profile's civic vocabulary: stopped")
+                decisions[index] = trace.decision(post, Outcome.STOPPED_BY_SCAN, Stage.SCAN)
             else:
-                decisions.append(self._decide(post, _Evidence(hits)))
-        return decisions
+                survivors.append((index, judged, trace))
+        texts = [text for _, text, _ in survivors]
+        hits = list(self.prefilter.match(texts))
+        scores: Sequence[TextScores | None] = (
+            self.models.score(texts) if self.models is not None else [None] * len(texts)
+        )
+        for (index, _, trace), found, scored in zip(survivors, hits, scores, strict=True):
+            decisions[index] = self._decide(posts[index], _Evidence(found), scored, trace)
+        return [decisions[index] for index in range(len(posts))]
 
-    def _addressed_account(self, post: Post) -> str | None:
-        accounts = self._accounts.get(post.platform, set())
-        for mention in post.mentions:
-            if mention.lstrip("@").lower() in accounts:
-                return mention.lstrip("@")
-        marker = "@" if post.platform is Platform.X else "u/"
-        lowered = post.text.lower()
-        for account in accounts:
-            if f"{marker}{account}" in lowered:
-                return account
+    def _judgeable(self, post: Post, trace: _Trace) -> str | None:
+        """The text the cascade judges, or None (with the reason traced) when it cannot."""
+        language = (post.language or "").lower()
+        if (
+            self._languages
+            and language
+            and language not in _NO_LANGUAGE
+            and language.split("-")[0] not in self._languages
+        ):
+            covered = ", ".join(sorted(self._languages))
+            trace.add(
+                Stage.INPUT,
+                f"written in '{post.language}', which the profile does not cover ({covered})",
+            )
+            return None
+        if not any(char.isalpha() for char in _NOT_WORDS.sub(" ", post.text)):
+            trace.add(Stage.INPUT, "no words to judge: only links, mentions, emoji or symbols")
+            return None
+        if len(post.text) > MAX_JUDGED_CHARS:
+            trace.add(
+                Stage.INPUT,
+                f"{len(post.text):,} characters: the first {MAX_JUDGED_CHARS:,} are judged",
+            )
+            return post.text[:MAX_JUDGED_CHARS]
+        return post.text
+
+    # -- the rules
+
+    def _decide(
+        self, post: Post, evidence: _Evidence, scored: TextScores | None, trace: _Trace
+    ) -> Decision:
+        rules = self.profile.decision
+        found = [hit.text for hit in evidence.hits]
+        trace.add(
+            Stage.SCAN,
+            "vocabulary found: " + (", ".join(f"'{text}'" for text in found) if found else "none"),
+        )
+
+        weighed_at = Stage.SCAN if scored is None else Stage.MODELS
+        complaint = self._complaint(evidence, scored, trace)
+        if complaint is None:
+            return trace.decision(post, Outcome.NO_COMPLAINT, weighed_at)
+        complaint_score, decided_by = complaint
+        if self._civic(evidence, scored, trace) is None:
+            return trace.decision(post, Outcome.NOT_CIVIC, weighed_at)
+        category_key, category_score = self._category(evidence, scored, trace)
+        vocab = self.profile.categories[category_key]
+
+        locality, locality_reason = self._locality(post, evidence)
+        location = None
+        if self.locator is not None:
+            located = self.locator.locate(post.text)
+            for reason in located.reasons:
+                trace.add(Stage.LOCATE, reason)
+            if not located.local:
+                return trace.decision(post, Outcome.OUTSIDE_CITY, Stage.LOCATE)
+            if located.location is not None and located.location.precision is not Precision.CITY:
+                location = located.location
+                if locality < rules.locality_place:
+                    locality = rules.locality_place
+                    locality_reason = f"located at {location.precision} precision"
+        trace.add(Stage.DECIDE, f"locality {locality:.2f}: {locality_reason}")
+
+        urgent = evidence.of(Kind.URGENT)
+        to_311 = True
+        if urgent:
+            to_311 = rules.urgent_to_311
+            where = "filed to 311 as well (urgent_to_311)" if to_311 else "not filed to 311"
+            trace.add(
+                Stage.DECIDE,
+                f"urgent: {_quote(urgent[0])} belongs to emergency services; {where}",
+            )
+        addressed = self._addressed_account(post)
+        if addressed is not None and not rules.keep_addressed:
+            trace.add(Stage.DECIDE, f"addresses the city ({addressed}): the city already heard it")
+            return trace.decision(post, Outcome.ADDRESSED_CITY, Stage.DECIDE)
+        if addressed is not None:
+            trace.add(
+                Stage.DECIDE, f"addresses the city ({addressed}): kept, flagged (keep_addressed)"
+            )
+        trace.add(Stage.DECIDE, f"a local complaint: {category_key} ({vocab.label})")
+        issue = Issue(
+            id=Issue.id_for(self.profile.name, post.id),
+            city=self.profile.name,
+            post=post,
+            category=Category(name=category_key, service_code=vocab.service_code),
+            scores=Scores(
+                complaint=complaint_score,
+                category=category_score,
+                locality=locality,
+                civic=scored.civic if scored is not None else None,
+            ),
+            location=location,
+            addresses_city=addressed is not None,
+            names_city=bool(evidence.of(Kind.CITY)),
+            urgent=bool(urgent),
+            to_311=to_311,
+            decided_by=decided_by,
+            explanation=tuple(f"{step.stage}: {step.text}" for step in trace.steps),
+            versions=self.versions,
+        )
+        return trace.decision(post, Outcome.ISSUE, Stage.DECIDE, issue=issue)
+
+    def _vocabulary_complaint(self, evidence: _Evidence) -> tuple[float, str]:
+        """The complaint score the vocabulary alone gives, with the reason."""
+        rules = self.profile.decision
+        if problems := evidence.of(Kind.PROBLEM):
+            return rules.problem_score, f"{_quote(problems[0])} names a problem by itself"
+        if urgent := evidence.of(Kind.URGENT):
+            return rules.problem_score, f"{_quote(urgent[0])} names an emergency by itself"
+        window = rules.cue_window
+        subjects = evidence.of(Kind.TOPIC)
+        for cue in evidence.of(Kind.CUE):
+            for subject in subjects:
+                if cue.start - window <= subject.end and subject.start - window <= cue.end:
+                    return rules.cue_score, (
+                        f"the subject {_quote(subject)} meets the complaint cue {_quote(cue)}"
+                    )
+        return 0.0, f"no problem phrase, and no complaint cue within {window} chars of a subject"
+
+    def _complaint(
+        self, evidence: _Evidence, scored: TextScores | None, trace: _Trace
+    ) -> tuple[float, str] | None:
+        """(complaint score, what decided) when the post is a complaint, else None.
+
+        The model or the vocabulary can each say yes: the model reads how people
+        complain, the vocabulary knows the city's problems by name."""
+        rules = self.profile.decision
+        vocabulary_score, reason = self._vocabulary_complaint(evidence)
+        vocabulary_says = vocabulary_score >= rules.min_complaint
+        trace.add(
+            Stage.SCAN,
+            f"vocabulary complaint score {vocabulary_score:.2f} "
+            f"{'≥' if vocabulary_says else '<'} min_complaint {rules.min_complaint}: {reason}",
+        )
+        if scored is None:
+            return (vocabulary_score, "vocabulary") if vocabulary_says else None
+        model_says = scored.complaint >= self.complaint_threshold
+        trace.add(
+            Stage.MODELS,
+            f"complaint model {scored.complaint:.2f} "
+            f"{'≥' if model_says else '<'} threshold {self.complaint_threshold:.2f}",
+        )
+        if model_says:
+            return max(scored.complaint, vocabulary_score), "models"
+        if vocabulary_says:
+            return vocabulary_score, "vocabulary"
         return None
 
-    def _category(self, evidence: _Evidence) -> tuple[str, float, list[Hit]] | None:
-        """The category with the most weight (a problem phrase counts twice a topic)."""
-        weights: Counter[str] = Counter()
-        support: dict[str, list[Hit]] = {}
-        for kind, weight in ((Kind.PROBLEM, 2), (Kind.TOPIC, 1)):
-            for hit in evidence.of(kind):
-                for meaning in hit.meanings:
-                    if meaning.kind is kind and meaning.category:
-                        weights[meaning.category] += weight
-                        support.setdefault(meaning.category, []).append(hit)
-        if not weights:
+    def _civic(self, evidence: _Evidence, scored: TextScores | None, trace: _Trace) -> bool | None:
+        """True when the complaint is about a problem a city service fixes, else None."""
+        if problems := evidence.of(Kind.PROBLEM) + evidence.of(Kind.URGENT):
+            trace.add(Stage.SCAN, f"civic: the vocabulary names the problem {_quote(problems[0])}")
+            return True
+        if scored is None:
+            if evidence.of(Kind.TOPIC):
+                trace.add(Stage.SCAN, "civic: the complaint is about a subject of a 311 category")
+                return True
+            trace.add(Stage.SCAN, "not civic: no subject of a 311 category")
             return None
+        civic = scored.civic >= self.civic_threshold
+        trace.add(
+            Stage.MODELS,
+            f"civic model {scored.civic:.2f} {'≥' if civic else '<'} "
+            f"threshold {self.civic_threshold:.2f}"
+            + ("" if civic else ": a complaint, but not about a problem a city service fixes"),
+        )
+        return True if civic else None
+
+    def _category(
+        self, evidence: _Evidence, scored: TextScores | None, trace: _Trace
+    ) -> tuple[str, float]:
+        """The category, by readable rules: a problem phrase names it; else a confident
+        model; else a subject phrase; else the model's guess or `other`."""
+        rules = self.profile.decision
+        problems = self._weights(evidence, Kind.PROBLEM)
+        if problems:
+            key = self._heaviest(problems)
+            trace.add(Stage.DECIDE, f"category {key}: named by a problem phrase of the vocabulary")
+            return key, problems[key] / sum(problems.values())
+        if (
+            scored is not None
+            and scored.category in self.profile.categories
+            and scored.category_score >= rules.category_threshold
+        ):
+            trace.add(
+                Stage.MODELS,
+                f"category {scored.category}: category model {scored.category_score:.2f} "
+                f"≥ category_threshold {rules.category_threshold}",
+            )
+            return scored.category, scored.category_score
+        topics = self._weights(evidence, Kind.TOPIC)
+        if topics:
+            key = self._heaviest(topics)
+            trace.add(Stage.DECIDE, f"category {key}: its subject is named in the text")
+            return key, topics[key] / sum(topics.values())
+        if scored is not None and scored.category in self.profile.categories:
+            trace.add(
+                Stage.MODELS,
+                f"category {scored.category}: the category model's best guess "
+                f"({scored.category_score:.2f}), with no phrase to confirm it",
+            )
+            return scored.category, scored.category_score
+        trace.add(Stage.DECIDE, f"category {OTHER}: nothing names a category of the profile")
+        return OTHER, 0.0
+
+    def _weights(self, evidence: _Evidence, kind: Kind) -> Counter[str]:
+        weights: Counter[str] = Counter()
+        for hit in evidence.of(kind):
+            for meaning in hit.meanings:
+                if meaning.kind is kind and meaning.category:
+                    weights[meaning.category] += 1
+        return weights
+
+    def _heaviest(self, weights: Counter[str]) -> str:
         order = list(self.profile.categories)
-        best = max(weights, key=lambda key: (weights[key], -order.index(key)))
-        return best, weights[best] / sum(weights.values()), support[best]
+        return max(weights, key=lambda key: (weights[key], -order.index(key)))
 
     def _locality(self, post: Post, evidence: _Evidence) -> tuple[float, str]:
         rules = self.profile.decision
@@ -129,78 +410,21 @@ class Classifier:
             return rules.locality_city_name, f"names the city: {_quote(names[0])}"
         return rules.locality_none, "nothing ties it to a place in the city"
 
-    def _decide(self, post: Post, evidence: _Evidence) -> Decision:
-        rules = self.profile.decision
-        found = self._category(evidence)
-        if found is None:
-            reason = "only a partial phrase matched after tokenizing: no category"
-            return Decision(post, Outcome.STOPPED_BY_SCAN, (reason,))
-        category_key, category_score, support = found
-        vocab = self.profile.categories[category_key]
-        reasons = [
-            f"category {category_key} ({vocab.label}) from "
-            + ", ".join(_quote(hit) for hit in support)
-        ]
-        problems = [h for h in evidence.of(Kind.PROBLEM) if h in support]
-        window = rules.cue_window
-        cues = [
-            cue
-            for cue in evidence.of(Kind.CUE)
-            if any(
-                cue.start - window <= hit.end and hit.start - window <= cue.end for hit in support
-            )
-        ]
-        if problems:
-            complaint = rules.problem_score
-            reasons.append(f"complaint: {_quote(problems[0])} names a problem by itself")
-        elif cues:
-            complaint = rules.cue_score
-            reasons.append(f"complaint: the subject meets the complaint cue {_quote(cues[0])}")
-        else:
-            complaint = 0.0
-            reasons.append(
-                "no complaint: the subject is named but no complaint cue stands within "
-                f"{window} characters of it"
-            )
-        if complaint < rules.min_complaint:
-            reasons.append(f"complaint score {complaint:.2f} < min_complaint {rules.min_complaint}")
-            return Decision(post, Outcome.NO_COMPLAINT, tuple(reasons))
-
-        locality, locality_reason = self._locality(post, evidence)
-        location = None
-        if self.locator is not None:
-            located = self.locator.locate(post.text)
-            reasons.extend(f"location: {reason}" for reason in located.reasons)
-            if not located.local:
-                return Decision(post, Outcome.OUTSIDE_CITY, tuple(reasons))
-            if located.location is not None and located.location.precision is not Precision.CITY:
-                location = located.location
-                if locality < rules.locality_place:
-                    locality = rules.locality_place
-                    locality_reason = f"located at {location.precision} precision"
-        reasons.append(f"locality {locality:.2f}: {locality_reason}")
-        urgent = evidence.of(Kind.URGENT)
-        if urgent:
-            reasons.append(f"urgent: {_quote(urgent[0])} belongs to emergency services")
-        addressed = self._addressed_account(post)
-        issue = Issue(
-            id=Issue.id_for(self.profile.name, post.id),
-            city=self.profile.name,
-            post=post,
-            category=Category(name=category_key, service_code=vocab.service_code),
-            scores=Scores(complaint=complaint, category=category_score, locality=locality),
-            location=location,
-            addresses_city=addressed is not None,
-            names_city=bool(evidence.of(Kind.CITY)),
-            urgent=bool(urgent),
-            decided_by=DECIDED_BY,
-            explanation=tuple(reasons),
-            versions=self._versions,
-        )
-        if addressed is not None:
-            if not rules.keep_addressed:
-                reasons.append(f"addresses the city (@{addressed}): the city already heard it")
-                return Decision(post, Outcome.ADDRESSED_CITY, tuple(reasons), issue=None)
-            reasons.append(f"addresses the city (@{addressed}): kept, flagged (keep_addressed)")
-            issue = issue.model_copy(update={"explanation": tuple(reasons)})
-        return Decision(post, Outcome.ISSUE, tuple(reasons), issue=issue)
+    def _addressed_account(self, post: Post) -> str | None:
+        """How the post reached one of the city's accounts: a mention, a reply or a quote."""
+        accounts = self._accounts.get(post.platform, set())
+        marker = "@" if post.platform is Platform.X else "u/"
+        for mention in post.mentions:
+            if mention.lstrip("@").lower() in accounts:
+                return f"mentions {marker}{mention.lstrip('@')}"
+        answered = (post.thread.reply_to_author or "").lstrip("@").lower()
+        if answered in accounts:
+            return f"answers {marker}{answered}"
+        quoted = (post.thread.quoted_author or "").lstrip("@").lower()
+        if quoted in accounts:
+            return f"quotes {marker}{quoted}"
+        lowered = post.text.lower()
+        for account in accounts:
+            if f"{marker}{account}" in lowered:
+                return f"mentions {marker}{account}"
+        return None

@@ -1,10 +1,12 @@
 """The first step of the cascade: cheap lexical passes over the profile's vocabulary.
 
 Two passes, cheapest first. `scan` runs an Aho–Corasick automaton over the
-lowercased text and lets a post through only when a category phrase occurs on
-word boundaries: most posts stop here, for far less than a spaCy tokenization
-costs. `match` tokenizes the few survivors with spaCy and finds every
-vocabulary phrase with a PhraseMatcher, giving token-exact spans.
+lowercased text and lets a post through only when a gate phrase (a category
+phrase, an urgent phrase, a civic subject, an official account) occurs on word
+boundaries, or a subject's beginning starts a word: most posts stop here, for
+far less than a spaCy tokenization costs. `match` tokenizes the few survivors
+with spaCy and finds every vocabulary phrase with a PhraseMatcher, giving
+token-exact spans.
 
 `match` tokenizes only the stretches of a survivor where some vocabulary phrase
 occurs, each widened to whitespace on both sides. spaCy splits each
@@ -47,29 +49,35 @@ class Prefilter:
         self.vocabulary = vocabulary
         self._automaton = ahocorasick.Automaton()
         for phrase in vocabulary.gate:
-            self._automaton.add_word(phrase, phrase)
+            self._automaton.add_word(phrase, (len(phrase), False))
+        for prefix in vocabulary.gate_prefixes:
+            self._automaton.add_word(prefix, (len(prefix), True))
         self._automaton.make_automaton()
-        self._everything = ahocorasick.Automaton()
-        for phrase in vocabulary.meanings:
-            self._everything.add_word(phrase, len(phrase))
-        self._everything.make_automaton()
         self.nlp = nlp or spacy.blank("en")
         self._matcher = PhraseMatcher(self.nlp.vocab, attr="LOWER")
+        self._everything = ahocorasick.Automaton()
         for phrase in vocabulary.meanings:
-            self._matcher.add(phrase, [self.nlp.make_doc(phrase)])
+            pattern = self.nlp.make_doc(phrase)
+            self._matcher.add(phrase, [pattern])
+            # The matcher compares tokens, so "cannot" (tokens "can", "not") also
+            # matches the text "can not": the stretches must look for both forms.
+            for form in {phrase, " ".join(token.lower_ for token in pattern)}:
+                self._everything.add_word(form, len(form))
+        self._everything.make_automaton()
 
     def scan(self, text: str) -> bool:
-        """True when a category phrase occurs in `text` on word boundaries."""
+        """True when a gate phrase occurs in `text` on word boundaries (a prefix needs
+        only the boundary before it)."""
         lowered = text.lower()
         if len(lowered) != len(text):
             # A few characters change length when lowercased (e.g. "İ"); offsets
             # would no longer line up, so keep the post and let `match` decide.
             return True
-        for end, phrase in self._automaton.iter(lowered):
-            start = end - len(phrase) + 1
-            before_ok = start == 0 or not _is_word_char(lowered[start - 1])
-            after_ok = end + 1 == len(lowered) or not _is_word_char(lowered[end + 1])
-            if before_ok and after_ok:
+        for end, (length, is_prefix) in self._automaton.iter(lowered):
+            start = end - length + 1
+            if start > 0 and _is_word_char(lowered[start - 1]):
+                continue
+            if is_prefix or end + 1 == len(lowered) or not _is_word_char(lowered[end + 1]):
                 return True
         return False
 

@@ -30,8 +30,11 @@ class Vocabulary:
     #: lowercase phrase → everything it means (a phrase may be a topic of one
     #: category and a complaint cue at once).
     meanings: dict[str, tuple[Meaning, ...]]
-    #: The phrases that let a post past the cheap scan: category problems and topics.
+    #: The phrases that let a post past the cheap scan: category problems and topics,
+    #: urgent phrases, civic subjects and the city's official accounts.
     gate: frozenset[str]
+    #: Word beginnings that let a post past the scan ("pollut" from "pollut*").
+    gate_prefixes: frozenset[str] = frozenset()
 
     @classmethod
     def from_profile(cls, profile: CityProfile) -> Vocabulary:
@@ -39,7 +42,7 @@ class Vocabulary:
 
         def add(phrases: list[str], meaning: Meaning) -> None:
             for phrase in phrases:
-                key = " ".join(phrase.lower().split())
+                key = _normal(phrase)
                 if key and meaning not in collected[key]:
                     collected[key].append(meaning)
 
@@ -54,9 +57,24 @@ class Vocabulary:
             Meaning(Kind.PLACE),
         )
         meanings = {phrase: tuple(found) for phrase, found in collected.items()}
-        gate = frozenset(
+        gated = {
             phrase
             for phrase, found in meanings.items()
-            if any(m.kind in (Kind.PROBLEM, Kind.TOPIC) for m in found)
+            if any(m.kind in (Kind.PROBLEM, Kind.TOPIC, Kind.URGENT) for m in found)
+        }
+        gated.update(_normal(account) for account in profile.accounts.x + profile.accounts.reddit)
+        prefixes = set()
+        for subject in profile.vocabulary.subjects:
+            if subject.endswith("*"):
+                prefixes.add(_normal(subject[:-1]))
+            else:
+                gated.add(_normal(subject))
+        return cls(
+            meanings=meanings,
+            gate=frozenset(gated - {""}),
+            gate_prefixes=frozenset(prefixes - {""}),
         )
-        return cls(meanings=meanings, gate=gate)
+
+
+def _normal(phrase: str) -> str:
+    return " ".join(phrase.lower().split())

@@ -78,7 +78,13 @@ def post_from_status(status: Any, provenance: Provenance) -> Post:
             ]
         ),
         geo=_geo(status),
-        thread=Thread(reply_to=Post.make_id(Platform.X, tweet_id(reply_to)) if reply_to else None),
+        thread=Thread(
+            reply_to=Post.make_id(Platform.X, tweet_id(reply_to)) if reply_to else None,
+            reply_to_author=string(status, "in_reply_to_screen_name"),
+            quoted_author=string(
+                as_dict(as_dict(status.get("quoted_status")).get("user")), "screen_name"
+            ),
+        ),
         provenance=provenance,
     )
 

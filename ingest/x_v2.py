@@ -56,13 +56,20 @@ def posts_from_response(
     includes = as_dict(response.get("includes"))
     users = _by_id(includes.get("users"))
     places = _by_id(includes.get("places"))
+    tweets = _by_id(includes.get("tweets"))
     for tweet in data:
-        yield attempt(post_from_tweet, tweet, provenance, users, places)
+        yield attempt(post_from_tweet, tweet, provenance, users, places, tweets)
 
 
 def post_from_tweet(
-    tweet: Any, provenance: Provenance, users: Objects | None = None, places: Objects | None = None
+    tweet: Any,
+    provenance: Provenance,
+    users: Objects | None = None,
+    places: Objects | None = None,
+    tweets: Objects | None = None,
 ) -> Post:
+    """A Post from a v2 tweet; `users`, `places` and `tweets` are the response's
+    `includes` by id, which name the accounts the tweet answers and quotes."""
     if not isinstance(tweet, dict):
         raise UnknownShape(f"an X v2 `data` item is a JSON {type(tweet).__name__}, not a tweet")
     native = tweet_id(tweet.get("id"))
@@ -93,6 +100,8 @@ def post_from_tweet(
         geo=_geo(as_dict(tweet.get("geo")), places or {}),
         thread=Thread(
             reply_to=_replied_to(tweet),
+            reply_to_author=_username(users, string(tweet, "in_reply_to_user_id")),
+            quoted_author=_quoted_author(tweet, users or {}, tweets or {}),
             conversation=_prefixed(string(tweet, "conversation_id")),
         ),
         provenance=provenance,
@@ -113,6 +122,19 @@ def _replied_to(tweet: dict[str, Any]) -> str | None:
         ref = as_dict(ref)
         if ref.get("type") == "replied_to":
             return _prefixed(string(ref, "id"))
+    return None
+
+
+def _username(users: Objects | None, user_id: str | None) -> str | None:
+    return string((users or {}).get(user_id or "") or {}, "username")
+
+
+def _quoted_author(tweet: dict[str, Any], users: Objects, tweets: Objects) -> str | None:
+    for ref in as_list(tweet.get("referenced_tweets")):
+        ref = as_dict(ref)
+        if ref.get("type") == "quoted":
+            quoted = as_dict(tweets.get(string(ref, "id") or ""))
+            return _username(users, string(quoted, "author_id"))
     return None
 
 

@@ -84,6 +84,10 @@ class Thread(_Part):
     subreddit: str | None = None
     #: Id (in `Post.id` form) of the post or comment this one answers.
     reply_to: str | None = None
+    #: The handle of the account this post answers, when the platform says (X does).
+    reply_to_author: str | None = None
+    #: The handle of the author of the post this one quotes (X quote posts).
+    quoted_author: str | None = None
     #: The conversation (X) or submission (Reddit) the post belongs to, in `Post.id` form.
     conversation: str | None = None
     #: The title of the submission, for Reddit comments and submissions.
@@ -214,6 +218,8 @@ class Scores(_Part):
     complaint: Annotated[float, Field(ge=0, le=1)]
     category: Annotated[float, Field(ge=0, le=1)]
     locality: Annotated[float, Field(ge=0, le=1)]
+    #: The civic model's probability; None when the vocabulary decided alone.
+    civic: Annotated[float, Field(ge=0, le=1)] | None = None
 
 
 class Versions(_Part):
@@ -237,7 +243,9 @@ class Issue(Message):
     names_city: bool
     #: Belongs to emergency services rather than 311.
     urgent: bool = False
-    #: Which step of the cascade decided, e.g. "prefilter:vocabulary".
+    #: Whether the profile routes it to the city's 311 (urgent reports, by default, not).
+    to_311: bool = True
+    #: What said it is a complaint: "models" or "vocabulary".
     decided_by: str
     #: Reasons a person can read, in the order they were weighed.
     explanation: tuple[str, ...] = ()

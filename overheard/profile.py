@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from overheard.paths import CONFIG_DIR
 from overheard.tomlfile import load_model
@@ -31,6 +31,9 @@ class CityInfo(_Strict):
     timezone: str = "UTC"
     #: Ways residents name the city ("baltimore", "bmore", "charm city").
     names: Terms
+    #: Languages (ISO 639-1) the vocabulary and models cover; posts the platform marks
+    #: as another language are not judged. Empty: judge every post.
+    languages: list[str] = ["en"]
 
 
 class Accounts(_Strict):
@@ -38,6 +41,10 @@ class Accounts(_Strict):
 
     x: Terms
     reddit: Terms
+
+
+#: The catch-all category: a civic complaint that fits none of the others.
+OTHER = "other"
 
 
 class CategoryVocabulary(_Strict):
@@ -49,11 +56,9 @@ class CategoryVocabulary(_Strict):
     #: Phrases that name the subject but need a complaint cue ("streetlight", "alley").
     topics: Terms
 
-    @model_validator(mode="after")
-    def _has_terms(self) -> CategoryVocabulary:
-        if not self.problems and not self.topics:
-            raise ValueError("a category needs at least one term in `problems` or `topics`")
-        return self
+    @property
+    def terms(self) -> list[str]:
+        return self.problems + self.topics
 
 
 class Community(_Strict):
@@ -63,6 +68,11 @@ class Community(_Strict):
 
 class ComplaintVocabulary(_Strict):
     complaint_cues: Terms
+    #: Words of civic life that let a post past the cheap scan without meaning a
+    #: category by themselves ("road", "drain", "police"); a trailing `*` matches any
+    #: word that starts so ("pollut*": pollution, polluted). The scan's recall on real
+    #: civic complaints depends on this list: measure before trimming it.
+    subjects: Terms
     #: Phrases that mark a report for emergency services rather than 311.
     urgent: Terms
 
@@ -111,6 +121,16 @@ class Decision(_Strict):
     locality_community: Score = 0.7
     locality_city_name: Score = 0.6
     locality_none: Score = 0.2
+    #: Thresholds on the trained models' probabilities; unset, the threshold tuned
+    #: in training (recorded in the model's metadata) applies.
+    complaint_threshold: Score | None = None
+    civic_threshold: Score | None = None
+    #: The category model's choice counts only with at least this probability;
+    #: below it a category phrase of the vocabulary decides, else `other`.
+    category_threshold: Score = 0.5
+    #: Urgent reports belong to emergency services: kept and counted, but not
+    #: filed to 311 unless this is set.
+    urgent_to_311: bool = False
 
 
 class CityProfile(_Strict):
@@ -128,8 +148,14 @@ class CityProfile(_Strict):
     def _some_categories(
         cls, value: dict[str, CategoryVocabulary]
     ) -> dict[str, CategoryVocabulary]:
-        if not value:
-            raise ValueError("a profile needs at least one category")
+        if OTHER not in value:
+            raise ValueError(f"a profile needs the catch-all category `{OTHER}`")
+        empty = [key for key, terms in value.items() if key != OTHER and not terms.terms]
+        if empty:
+            raise ValueError(
+                f"categories {', '.join(empty)} need at least one term in `problems` or "
+                "`topics` (only `other` may have none)"
+            )
         return value
 
     @property

@@ -549,6 +549,9 @@ class Open311Sink(BaseSink):
     def _write_one(self, issue: Issue, batch: _Batch) -> Outcome | _WaitOutcome:
         if batch.aborted:
             return Retry("not tried: another issue of the batch failed")
+        if not issue.to_311:
+            log.info("open311: issue %s not filed: the city profile routes it elsewhere", issue.id)
+            return WRITTEN
         entry = self._ledger.get(issue.id)
         if entry is not None and entry.state in DONE:
             return WRITTEN

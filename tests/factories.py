@@ -28,6 +28,9 @@ def post(
     platform: Platform = Platform.REDDIT,
     subreddit: str | None = "baltimore",
     mentions: tuple[str, ...] = (),
+    language: str | None = None,
+    reply_to_author: str | None = None,
+    quoted_author: str | None = None,
 ) -> Post:
     return Post(
         id=Post.make_id(platform, native_id),
@@ -36,7 +39,12 @@ def post(
         created_at=datetime(2012, 7, 19, 13, 5, tzinfo=UTC),
         text=text,
         mentions=mentions,
-        thread=Thread(subreddit=subreddit if platform is Platform.REDDIT else None),
+        language=language,
+        thread=Thread(
+            subreddit=subreddit if platform is Platform.REDDIT else None,
+            reply_to_author=reply_to_author,
+            quoted_author=quoted_author,
+        ),
         provenance=Provenance(connector="test", connector_version="0", collected_at=COLLECTED),
     )
 

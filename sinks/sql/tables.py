@@ -33,6 +33,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     Uuid,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -93,6 +94,7 @@ issues = Table(
     Column("complaint_score", Float, nullable=False),
     Column("category_score", Float, nullable=False),
     Column("locality_score", Float, nullable=False),
+    Column("civic_score", Float, comment="the civic model's probability, when models decided"),
     Column("lat", Float),
     Column("lon", Float),
     Column("location_precision", String),
@@ -104,6 +106,13 @@ issues = Table(
     Column("addresses_city", Boolean, nullable=False),
     Column("names_city", Boolean, nullable=False),
     Column("urgent", Boolean, nullable=False),
+    Column(
+        "to_311",
+        Boolean,
+        nullable=False,
+        server_default=true(),
+        comment="the profile routes it to 311 (urgent reports, by default, not)",
+    ),
     Column("decided_by", String, nullable=False),
     Column("explanation", Json, nullable=False),
     Column("classifier_version", String, nullable=False),
@@ -118,6 +127,7 @@ issues = Table(
     _between("complaint_score", 0, 1),
     _between("category_score", 0, 1),
     _between("locality_score", 0, 1),
+    _between("civic_score", 0, 1),
     _between("lat", -90, 90),
     _between("lon", -180, 180),
     _between("location_confidence", 0, 1),

@@ -1,6 +1,6 @@
 import pytest
 
-from overheard.classify.decide import DECIDED_BY, Classifier, Outcome
+from overheard.classify.decide import Classifier, Outcome, Stage
 from overheard.model import Issue, Platform
 from overheard.profile import load_profile
 from tests.factories import post
@@ -24,7 +24,9 @@ def test_a_problem_phrase_makes_an_issue_with_its_service_code(classifier: Class
     assert issue.id == Issue.id_for("baltimore", "reddit:t3_wp55z")
     assert issue.category.name == "water_sewer"
     assert issue.category.service_code == "WW-Water Leak (Exterior)"
-    assert issue.decided_by == DECIDED_BY
+    assert issue.decided_by == "vocabulary"
+    assert issue.versions.classifier == "cascade/2+vocabulary-only"
+    assert issue.scores.civic is None
     assert issue.scores.complaint == pytest.approx(0.9)
     assert issue.scores.locality == pytest.approx(0.9)  # "Light Street" is a street
     assert not issue.addresses_city
@@ -52,7 +54,31 @@ def test_posts_addressing_the_city_are_excluded_by_default(classifier: Classifie
     )
     assert decision.outcome is Outcome.ADDRESSED_CITY
     assert decision.issue is None
-    assert "addresses the city (@Baltimore311)" in decision.reasons[-1]
+    assert "addresses the city (mentions @Baltimore311)" in decision.reasons[-1]
+    assert decision.decided_at is Stage.DECIDE
+
+
+def test_a_reply_to_a_city_account_addresses_the_city(classifier: Classifier) -> None:
+    decision = decide(
+        classifier,
+        "still a pothole on Eastern Ave, three weeks on",
+        "1850",
+        platform=Platform.X,
+        reply_to_author="BmoreCityDOT",
+    )
+    assert decision.outcome is Outcome.ADDRESSED_CITY
+    assert "answers @bmorecitydot" in decision.reasons[-1]
+
+
+def test_quoting_a_city_account_addresses_the_city(classifier: Classifier) -> None:
+    decision = decide(
+        classifier,
+        "they said fixed, the pothole is still there",
+        "1851",
+        platform=Platform.X,
+        quoted_author="Baltimore311",
+    )
+    assert decision.outcome is Outcome.ADDRESSED_CITY
 
 
 def test_a_profile_switch_keeps_addressed_posts_flagged() -> None:
@@ -73,6 +99,8 @@ def test_urgent_and_city_name_are_flagged(classifier: Classifier) -> None:
     )
     assert decision.outcome is Outcome.ISSUE
     assert decision.issue.urgent
+    assert not decision.issue.to_311  # emergency services, not 311, unless the profile says
+    assert any("not filed to 311" in reason for reason in decision.reasons)
     assert decision.issue.names_city
     assert decision.issue.category.name == "tree"
 
@@ -87,3 +115,32 @@ def test_the_same_post_always_gives_the_same_issue(classifier: Classifier) -> No
     first = decide(classifier, "illegal dumping in the alley behind Conkling St again")
     second = decide(classifier, "illegal dumping in the alley behind Conkling St again")
     assert first.issue == second.issue
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "reason"),
+    [
+        ("🚧🚧🚧 😡", None, "no words to judge"),
+        ("https://t.co/abc @Baltimore311 #potholes", "en", "no words to judge"),
+        ("Hay un bache enorme en la calle Eastern", "es", "written in 'es'"),
+    ],
+)
+def test_posts_it_cannot_judge_get_a_defined_outcome(
+    classifier: Classifier, text: str, language: str | None, reason: str
+) -> None:
+    decision = decide(classifier, text, language=language)
+    assert decision.outcome is Outcome.NOT_JUDGED
+    assert decision.decided_at is Stage.INPUT
+    assert reason in decision.reasons[0]
+
+
+def test_an_undetermined_language_tag_is_still_judged(classifier: Classifier) -> None:
+    decision = decide(classifier, "pothole on Eastern Ave again", language="und")
+    assert decision.outcome is Outcome.ISSUE
+
+
+def test_a_huge_post_is_judged_on_its_beginning(classifier: Classifier) -> None:
+    text = "Pothole on Eastern Ave again. " + "blah " * 20_000
+    decision = decide(classifier, text)
+    assert decision.outcome is Outcome.ISSUE
+    assert "the first 5,000 are judged" in decision.reasons[0]

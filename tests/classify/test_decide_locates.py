@@ -36,7 +36,7 @@ def test_a_complaint_at_an_intersection_is_located_there(classifier: Classifier)
     assert location.precision is Precision.INTERSECTION
     assert (round(location.lat, 2), round(location.lon, 2)) == (39.29, -76.55)
     assert location.span is not None and "Fleet and Ponca" in location.span.text
-    assert any(reason.startswith("location: ") for reason in decision.issue.explanation)
+    assert any(reason.startswith("locate: ") for reason in decision.issue.explanation)
 
 
 def test_a_complaint_about_a_place_outside_the_city_is_not_an_issue(

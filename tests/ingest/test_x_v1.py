@@ -50,6 +50,7 @@ def test_a_status_keeps_author_place_replies_and_entities(
     assert len(replies) == 20
     for post in replies:
         assert post.thread.reply_to == f"x:{raw[post.id]['in_reply_to_status_id_str']}"
+        assert post.thread.reply_to_author == raw[post.id]["in_reply_to_screen_name"]
     for post_id, status in raw.items():
         post = posts[post_id]
         assert post.author.handle == status["user"]["screen_name"]

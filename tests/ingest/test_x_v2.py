@@ -228,3 +228,30 @@ def test_an_unusable_tweet_is_dead_lettered_and_its_neighbours_kept(
     assert dead.origin == "lookup.jsonl:1" and dead.original == path.read_bytes().rstrip(b"\n")
     assert isinstance(post, Post) and post.id == "x:1293595870563381249"
     assert last.offset == path.stat().st_size
+
+
+def test_the_accounts_a_tweet_answers_and_quotes_come_from_the_includes(
+    x_v2_responses: dict[str, dict[str, Any]],
+) -> None:
+    response = expanded(x_v2_responses["test_client_get_tweet"])
+    (tweet,) = response["data"]
+    tweet["in_reply_to_user_id"] = "15"
+    tweet["referenced_tweets"].append({"type": "quoted", "id": "99"})
+    response["includes"]["users"] += [
+        {"id": "15", "name": "Baltimore City 311", "username": "Baltimore311"},
+        {"id": "16", "name": "Baltimore DOT", "username": "BmoreCityDOT"},
+    ]
+    response["includes"]["tweets"] = [{"id": "99", "text": "We filled it.", "author_id": "16"}]
+    (post,) = [p for p in posts_from_response(response, PROVENANCE) if isinstance(p, Post)]
+    assert post.thread.reply_to_author == "Baltimore311"
+    assert post.thread.quoted_author == "BmoreCityDOT"
+
+
+def test_unexpanded_accounts_leave_the_authors_unknown(
+    x_v2_responses: dict[str, dict[str, Any]],
+) -> None:
+    response = expanded(x_v2_responses["test_client_get_tweet"])
+    response["data"][0]["in_reply_to_user_id"] = "15"
+    (post,) = [p for p in posts_from_response(response, PROVENANCE) if isinstance(p, Post)]
+    assert post.thread.reply_to_author is None
+    assert post.thread.quoted_author is None

@@ -153,6 +153,15 @@ def test_files_a_realtime_request_with_every_field(
     assert entry.intent_at <= entry.updated_at
 
 
+def test_an_issue_the_profile_routes_elsewhere_is_not_filed(
+    server: Open311Server, sink: Open311Sink
+) -> None:
+    urgent = alley().model_copy(update={"urgent": True, "to_311": False})
+    assert sink.write([urgent]) == [WRITTEN]
+    assert server.requests() == []
+    assert sink.ledger_entry(urgent.id) is None
+
+
 def test_a_redelivered_issue_is_written_without_a_second_post(
     server: Open311Server, sink: Open311Sink, make_sink: SinkFactory
 ) -> None:
