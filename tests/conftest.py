@@ -11,10 +11,16 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 
 import pytest
+from hypothesis import settings
 
 from tests.support.kafka_broker import Broker, KafkaCluster, start_session_broker
 from tests.support.postgres_server import fresh_schema, session_database
 from tests.support.processes import ServiceUnavailable
+
+# Speed is measured in benchmarks, never asserted in tests: no per-example deadline,
+# which a loaded machine would turn into random failures.
+settings.register_profile("overheard", deadline=None)
+settings.load_profile("overheard")
 
 NOT_DURABLE_REASON = "tansu keeps data in memory and misreports end offsets after batched produces"
 
