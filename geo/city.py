@@ -7,9 +7,11 @@ from pathlib import Path
 
 from overheard.geo.build import build_gazetteer
 from overheard.geo.gazetteer import Gazetteer
+from overheard.geo.geocoder import AnswerCache, NominatimFallback
 from overheard.geo.locate import Locator
 from overheard.paths import CONFIG_DIR
 from overheard.profile import CityProfile
+from overheard.settings import GeoSettings
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +34,36 @@ def gazetteer_path(profile: CityProfile, directory: Path) -> Path | None:
     return target
 
 
-def locator_for(profile: CityProfile, directory: Path) -> Locator | None:
-    """A Locator over the city's gazetteer, or None when the profile names no extract."""
+def locator_for(
+    profile: CityProfile, directory: Path, settings: GeoSettings | None = None
+) -> Locator | None:
+    """A Locator over the city's gazetteer, or None when the profile names no extract;
+    with the geocoder the settings name (none unless they say `geocoder = "nominatim"`)."""
     path = gazetteer_path(profile, directory)
     if path is None:
         return None
-    return Locator(Gazetteer.open(path), city_names=profile.city.names)
+    gazetteer = Gazetteer.open(path)
+    geocoder = None
+    if settings is not None and settings.geocoder == "nominatim":
+        geocoder = nominatim_for(profile, gazetteer, settings)
+    return Locator(gazetteer, city_names=profile.city.names, geocoder=geocoder)
+
+
+def nominatim_for(
+    profile: CityProfile, gazetteer: Gazetteer, settings: GeoSettings
+) -> NominatimFallback:
+    """Nominatim bounded to the city's boundary box (the gazetteer's)."""
+    west, south, east, north = gazetteer.boundary_bounds()
+    return NominatimFallback(
+        user_agent=settings.geocoder_user_agent,
+        city=profile.city.display_name,
+        viewbox=((south, west), (north, east)),
+        contains=gazetteer.contains,
+        cache=AnswerCache(settings.geocoder_cache),
+        countrycodes=settings.geocoder_countrycodes,
+        domain=settings.geocoder_domain,
+        min_delay_s=settings.geocoder_min_delay_s,
+        timeout_s=settings.geocoder_timeout_s,
+        retries=settings.geocoder_retries,
+        budget_s=settings.geocoder_budget_s,
+    )

@@ -13,6 +13,7 @@ Tables: `streets` (one row per canonical key, geometry as WKB MultiLineString),
 
 from __future__ import annotations
 
+import itertools
 import math
 import sqlite3
 import statistics
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import shapely
 from shapely import ops
 from shapely.geometry import LineString, MultiLineString, Point
@@ -74,9 +76,20 @@ _PARALLEL_DEG = 25.0
 _GRID_BLOCKS = 6
 # Directionals whose streets number away from their namesake with the opposite one.
 _OPPOSITE = {"n": "s", "s": "n", "e": "w", "w": "e"}
+# The way (east, north in local metres) house numbers rise on streets of each directional.
+_RISING = {
+    "n": np.array([0.0, 1.0]),
+    "s": np.array([0.0, -1.0]),
+    "e": np.array([1.0, 0.0]),
+    "w": np.array([-1.0, 0.0]),
+}
 # Crossings by these do not end a block; crossings closer than this are one block end.
 _NOT_BLOCK_ENDS = frozenset({"aly", "way", "ct", "walk", "path", "mews", "row", "pl"})
 _SAME_BLOCK_END_M = 40.0  # numbers this many blocks either side are used
+# A guess is refused when the street's own numbers this close to it are far from it.
+_CONTRADICT_M = 300.0
+# A cross street's number is read from address points this close to the crossing.
+_CALIBRATION_M = 150.0
 _EARTH_M_PER_DEG_LAT = 110_574.0
 _EARTH_M_PER_DEG_LON_EQUATOR = 111_320.0
 
@@ -160,6 +173,16 @@ class _Local:
         return LatLon(self.lat0 + point.y / _EARTH_M_PER_DEG_LAT, self.lon0 + point.x / self.kx)
 
 
+def _contradicted(
+    number: int, point: Point, rows: list[tuple[int, float, float]], local: _Local, block: int
+) -> bool:
+    """Whether the street's own address points near a guessed point all carry numbers
+    far from the one asked: there, the street is numbered otherwise (a county stretch
+    of a city street, numbered again from its own line)."""
+    near = [n for n, lat, lon in rows if local.point_m(lat, lon).distance(point) <= _CONTRADICT_M]
+    return bool(near) and min(abs(n - number) for n in near) > _GRID_BLOCKS * block
+
+
 class Gazetteer:
     """Read-only lookups in a gazetteer file."""
 
@@ -199,6 +222,8 @@ class Gazetteer:
             self._boundary = shapely.from_wkb(row[0])
             shapely.prepare(self._boundary)
         self._geometry = lru_cache(maxsize=4096)(self._load_geometry)
+        self._calibration = lru_cache(maxsize=16384)(self._calibrate)
+        self._rate: float | None = None
 
     @classmethod
     def open(cls, path: Path | str) -> Gazetteer:
@@ -273,7 +298,18 @@ class Gazetteer:
     def street_options(self, name: str) -> list[StreetMatch]:
         """Every street the name could mean, one match each (a point in the middle of its
         longest part), longest street first: for choosing among streets of one name."""
-        ids, level = self._candidates(name)
+        return self._options(*self._candidates(name))
+
+    def street_options_directional(self, name: str) -> list[StreetMatch]:
+        """For a name written without a directional ("Baltimore St"): every street of
+        that name with one ("East Baltimore Street"), as `street_options` gives them."""
+        key = street_key(name)
+        if not key.key or key.key != key.base:
+            return []
+        ids = [i for i in self._by_base.get(key.base, []) if self._pre[i]]
+        return self._options(ids, "base")
+
+    def _options(self, ids: list[int], level: str) -> list[StreetMatch]:
         options = []
         for street_id in sorted(ids, key=lambda i: -self._geometry(i).length):
             part = max(self._geometry(street_id).geoms, key=lambda g: g.length)
@@ -398,6 +434,7 @@ class Gazetteer:
         than two blocks from a known one, from the block numbering the street shares
         with its neighbours: address points of nearby parallel streets with the same
         directional, projected onto this street (a hundred-block runs across the grid).
+        With none of these, from the numbers of the streets that cross it (`_axis`).
         """
         rows = self._db.execute(
             "SELECT number, lat, lon FROM addresses WHERE key = ?", (self._keys[street_id],)
@@ -422,8 +459,13 @@ class Gazetteer:
                     guess = grid
             if guess is None:
                 guess = self._blocks(street_id, part, local, number)
-            if guess is not None and (best is None or guess[0] < best[0]):
-                best = (guess[0], local.to_latlon(part.interpolate(guess[1])))
+            if guess is None or (best is not None and guess[0] >= best[0]):
+                continue
+            point = part.interpolate(guess[1])
+            if not _contradicted(number, point, rows, local, self.block_size):
+                best = (guess[0], local.to_latlon(point))
+        if best is None:
+            best = self._axis(street_id, number)
         return best
 
     def _grid(
@@ -535,6 +577,157 @@ class Gazetteer:
         offset = ends[block] + (ends[block + 1] - ends[block]) * within / self.block_size
         return (4 * self.block_size, d0 + offset if forward else d0 - offset)
 
+    def _axis(self, street_id: int, number: int) -> tuple[float, LatLon] | None:
+        """(score, point) for `number` from the numbers of the streets that cross it.
+
+        A grid's cross street sits at the same hundred-block on every street of one
+        directional (East Preston Street is the 1300 block of every North street it
+        crosses): that number is read from the address points other streets have near
+        their crossing with it (`_calibrate`). Along the street's main direction (so
+        that the pieces of a street the extract holds in parts count together), a line
+        is fitted through the crossings within four blocks of the number, its slope the
+        median of the pairs' (robust to one misread crossing), and must rise the way the
+        directional says (North numbers northwards). With only the numbering line known
+        (zero), the city's metres per number (`_metres_per_number`) carry it. The point
+        is the street's nearest to the fitted one, when within `_ON_STREET_M`. A street
+        with no directional takes the first directional whose crossings fit.
+        """
+        pre = self._pre[street_id]
+        geometry = self._geometry(street_id)
+        centre = geometry.centroid
+        local = _Local(centre.y, centre.x)
+        line = local.to_m(geometry)
+        coords = np.array([c for part in line.geoms for c in part.coords])
+        if len(coords) < 2:
+            return None
+        mean = coords.mean(axis=0)
+        _, vectors = np.linalg.eigh(np.cov((coords - mean).T))
+        u = vectors[:, -1]  # the direction the street runs
+        crossings = self._db.execute(
+            "SELECT lat, lon, CASE WHEN a = ? THEN b ELSE a END FROM intersections "
+            "WHERE a = ? OR b = ?",
+            (street_id, street_id, street_id),
+        ).fetchall()
+        block = self.block_size
+        for numbering in [pre] if pre else list(_OPPOSITE):
+            rising = float(u @ _RISING[numbering])  # > 0: numbers rise along u
+            if abs(rising) < 0.5:
+                continue  # the street does not run the way this numbering counts
+            anchors: list[tuple[float, float]] = []
+            for lat, lon, other in crossings:
+                value = self._calibration(other, numbering)
+                if value is not None:
+                    p = local.point_m(lat, lon)
+                    anchors.append((value, float(u @ (np.array([p.x, p.y]) - mean))))
+            near = [a for a in anchors if abs(a[0] - number) <= 4 * block]
+            x: float | None = None
+            score = 5 * block
+            if len({n for n, _ in near}) >= 2:
+                lowest, highest = min(n for n, _ in near), max(n for n, _ in near)
+                if not lowest - block <= number <= highest + block:
+                    continue
+                slopes = [
+                    (xb - xa) / (nb - na)
+                    for (na, xa), (nb, xb) in itertools.combinations(near, 2)
+                    if nb != na
+                ]
+                slope = statistics.median(slopes)
+                if slope * rising <= 0:
+                    continue
+                x = statistics.median(xa - slope * na for na, xa in near) + slope * number
+            elif pre and anchors and all(n == 0 for n, _ in anchors):
+                rate = self._metres_per_number()
+                if rate is None:
+                    continue
+                x0 = statistics.fmean(xa for _, xa in anchors)
+                x = x0 + math.copysign(number * rate, rising)
+                score = 6 * block
+            if x is None:
+                continue
+            target = Point(mean[0] + x * u[0], mean[1] + x * u[1])
+            if line.distance(target) > _ON_STREET_M:
+                continue
+            snapped = ops.nearest_points(line, target)[0]
+            return (score, local.to_latlon(snapped))
+        return None
+
+    def _metres_per_number(self) -> float | None:
+        """Metres a house number spans, the median over streets whose address points and
+        numbering line (where they meet their opposite namesake) the gazetteer has."""
+        if self._rate is not None:
+            return self._rate or None
+        rates: list[float] = []
+        for street_id, pre in self._pre.items():
+            opposite = _OPPOSITE.get(pre)
+            if opposite is None:
+                continue
+            twin = self._by_key.get(f"{opposite} {self._keys[street_id][len(pre) + 1 :]}")
+            if twin is None:
+                continue
+            zero = self._db.execute(
+                "SELECT lat, lon FROM intersections WHERE a = ? AND b = ?",
+                (min(street_id, twin), max(street_id, twin)),
+            ).fetchone()
+            rows = self._db.execute(
+                "SELECT number, lat, lon FROM addresses WHERE key = ? AND number >= ?",
+                (self._keys[street_id], self.block_size),
+            ).fetchall()
+            if zero is None or not rows:
+                continue
+            rates += [distance_m(zero[0], zero[1], lat, lon) / n for n, lat, lon in rows]
+        self._rate = statistics.median(rates) if rates else 0.0
+        return self._rate or None
+
+    def _calibrate(self, street_id: int, pre: str) -> float | None:
+        """The house number of `pre` streets (n, s, e, w) where they cross this one: the
+        median over its crossings with such streets of the number their address points
+        near the crossing give (a line fitted along the street); 0 where two namesakes
+        of opposite directionals meet on it (the line numbers count from)."""
+        values: list[float] = []
+        opposite = _OPPOSITE.get(pre)
+        for lat, lon, other in self._db.execute(
+            "SELECT lat, lon, CASE WHEN a = ? THEN b ELSE a END FROM intersections "
+            "WHERE a = ? OR b = ?",
+            (street_id, street_id, street_id),
+        ):
+            if self._pre[other] != pre or other == street_id:
+                continue
+            key = self._keys[other]
+            base = key[len(pre) + 1 :]
+            if opposite is not None and f"{opposite} {base}" in self._by_key:
+                twin = self._by_key[f"{opposite} {base}"]
+                meets = self._db.execute(
+                    "SELECT lat, lon FROM intersections WHERE a = ? AND b = ?",
+                    (min(other, twin), max(other, twin)),
+                ).fetchall()
+                if any(distance_m(lat, lon, *m) <= _NEAR_MISS_M for m in meets):
+                    values.append(0.0)
+                    continue
+            value = self._number_at(other, lat, lon)
+            if value is not None:
+                values.append(value)
+        return statistics.median(values) if values else None
+
+    def _number_at(self, street_id: int, lat: float, lon: float) -> float | None:
+        """The house number at a point of a street, from its address points nearby."""
+        dlat = _CALIBRATION_M / _EARTH_M_PER_DEG_LAT
+        dlon = _CALIBRATION_M / (_EARTH_M_PER_DEG_LON_EQUATOR * math.cos(math.radians(lat)))
+        rows = self._db.execute(
+            "SELECT a.number, a.lat, a.lon FROM address_index i "
+            "JOIN addresses a ON a.rowid = i.id "
+            "WHERE i.minx >= ? AND i.maxx <= ? AND i.miny >= ? AND i.maxy <= ? AND a.key = ?",
+            (lon - dlon, lon + dlon, lat - dlat, lat + dlat, self._keys[street_id]),
+        ).fetchall()
+        if len({n for n, _, _ in rows}) < 2:
+            return None
+        local = _Local(lat, lon)
+        geometry = local.to_m(self._geometry(street_id))
+        here = local.point_m(lat, lon)
+        points = [(n, geometry.project(local.point_m(a, b))) for n, a, b in rows]
+        fit = statistics.linear_regression([d for _, d in points], [n for n, _ in points])
+        value = fit.intercept + fit.slope * geometry.project(here)
+        return value if value >= 0 else None
+
     def _along(
         self, along: list[tuple[int, float]], number: int, length: float
     ) -> tuple[float, float] | None:
@@ -629,6 +822,13 @@ class Gazetteer:
             return None
         point = self._boundary.representative_point()
         return LatLon(point.y, point.x)
+
+    def boundary_bounds(self) -> tuple[float, float, float, float]:
+        """The city boundary's box: (west, south, east, north)."""
+        if self._boundary is None:
+            raise NoBoundary(f"{self.path} was built without a city boundary")
+        west, south, east, north = self._boundary.bounds
+        return west, south, east, north
 
     def contains(self, lat: float, lon: float) -> bool:
         """Whether the point lies inside the city boundary (edges count as inside)."""

@@ -16,15 +16,39 @@ Rules, in the words the reasons use:
 - Streets of one name ("Ann St": North and South Ann Street): those inside the city
   when some are not; then the one nearest another place the post names; with none,
   the longest.
+- A street name written without a directional that names only a street outside the
+  city ("Baltimore St", a county road) means the city's streets of that name with a
+  directional ("East Baltimore Street").
+- Lower-case bare street names joined into a crossing ("fleet and ponca") are placed
+  only when the two streets meet; otherwise they are taken for ordinary words.
 - An address the gazetteer cannot place falls back to its street, an intersection it
-  cannot find to its streets (a bare name to its place or neighbourhood reading).
+  cannot find to its streets, one inside the city first (a bare name to its place or
+  neighbourhood reading).
 - Bounded work: at most `MAX_MENTIONS` mentions are resolved per post, in text order
   (the scan already keeps at most `places.MAX_CANDIDATES` names).
 - Boundary: a location outside the city boundary makes the post not local.
+- With a geocoder (`overheard.geo.geocoder`, off by default): an address or an
+  intersection the gazetteer placed less precisely than it was written (or not at all),
+  and text that looks like an address on a street the gazetteer lacks ("7819 Wise Ave"),
+  are asked of it, at most `MAX_GEOCODED` a post; its answers compete like the others,
+  with the confidences `CONFIDENCE["geocoder_*"]`.
+
+With the whole post (`locate_post`), the platform's geodata too (`overheard.geo.platform`):
+
+- A place the text names beats the platform's geotag: the geotag says where the author
+  was, the text where the problem is.
+- Except to choose among streets of one name that nothing else in the text tells apart:
+  the one nearest the geotag.
+- When the text names nothing finer than the city, a geotag inside the city (a point,
+  or a place no bigger than a neighbourhood) is the location, at `platform_geotag`
+  precision; one outside the city is not used (the author may be away from home).
+- The author's profile location is only a hint that the author is local: it is said,
+  never used as the problem's place.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -32,11 +56,16 @@ from functools import lru_cache
 from spacy.language import Language
 
 from overheard.geo.gazetteer import Gazetteer, distance_m
+from overheard.geo.geocoder import Budget, NominatimFallback
+from overheard.geo.normalise import SUFFIX_ABBREVIATIONS, SUFFIXES
 from overheard.geo.places import Mention, Part, PlaceFinder
-from overheard.model import Location, Precision, Span
+from overheard.geo.platform import Geotag, geotag, names_city
+from overheard.model import Location, Post, Precision, Span
 
 #: Mentions resolved per post; the rest are counted and said to be left out.
 MAX_MENTIONS = 20
+#: Mentions asked of the geocoder per post.
+MAX_GEOCODED = 3
 SOURCE = "gazetteer"
 CONFIDENCE = {
     "address": 0.9,
@@ -47,7 +76,22 @@ CONFIDENCE = {
     "street": 0.5,
     "neighbourhood": 0.4,
     "city": 0.2,
+    "platform_point": 0.6,
+    "platform_place": 0.4,
+    "geocoder_address": 0.7,
+    "geocoder_street": 0.45,
+    "geocoder_place": 0.6,
+    "geocoder_neighbourhood": 0.35,
 }
+#: What the gazetteer should have given for a mention written as an address or crossing.
+_WANTED = {"address": Precision.ADDRESS, "intersection": Precision.INTERSECTION}
+#: A house number, up to three words and a street type: an address, known street or not.
+_ADDRESS_FORM = re.compile(
+    r"\b\d{1,5}[A-Za-z]?\s+(?:[A-Z0-9][\w'.-]*\s+){1,3}?(?i:"
+    + "|".join(sorted({*SUFFIXES, *SUFFIX_ABBREVIATIONS}, key=len, reverse=True))
+    + r")\b\.?"
+)
+PLATFORM_SOURCE = "platform"
 AMBIGUITY_PENALTY = 0.1
 _ORDER = [
     Precision.ADDRESS,
@@ -73,6 +117,7 @@ class Candidate:
     mention: Mention
     name: str
     reasons: tuple[str, ...]
+    source: str = SOURCE
 
     @property
     def location(self) -> Location:
@@ -82,7 +127,7 @@ class Candidate:
             lon=self.lon,
             precision=self.precision,
             span=Span(text=mention.text, start=mention.start, end=mention.end),
-            source=SOURCE,
+            source=self.source,
             confidence=self.confidence,
         )
 
@@ -101,6 +146,8 @@ class LocateResult:
     names_scanned: int = 0
     mentions_found: int = 0
     mentions_considered: int = 0
+    #: Whether the author's profile location names the city (None: no profile location).
+    profile_names_city: bool | None = None
 
     @property
     def local(self) -> bool:
@@ -110,10 +157,16 @@ class LocateResult:
 
 class Locator:
     def __init__(
-        self, gazetteer: Gazetteer, nlp: Language | None = None, city_names: Iterable[str] = ()
+        self,
+        gazetteer: Gazetteer,
+        nlp: Language | None = None,
+        city_names: Iterable[str] = (),
+        geocoder: NominatimFallback | None = None,
     ) -> None:
         self.gazetteer = gazetteer
-        self.finder = PlaceFinder(gazetteer, nlp, city_names)
+        self.geocoder = geocoder
+        self.city_names = tuple(city_names)
+        self.finder = PlaceFinder(gazetteer, nlp, self.city_names)
         self._centre = gazetteer.boundary_point()
         # Lookups repeat across posts (the same streets and places): remembered.
         self._address = lru_cache(maxsize=4096)(gazetteer.address)
@@ -123,7 +176,73 @@ class Locator:
         self._street_options = lru_cache(maxsize=4096)(gazetteer.street_options)
         self._contains = lru_cache(maxsize=4096)(gazetteer.contains)
 
-    def locate(self, text: str) -> LocateResult:
+    def locate_post(self, post: Post) -> LocateResult:
+        """The post's text, then its platform geodata and its author's profile location
+        (the rules in the module's docstring)."""
+        tag, unusable = geotag(post.geo)
+        usable = None
+        notes = [unusable] if unusable else []
+        if tag is not None:
+            usable, why = self._usable(tag)
+            notes.append(why)
+        result = self.locate(post.text, usable)
+        reasons = result.reasons + notes
+        location, inside = result.location, result.inside_city
+        if usable is not None:
+            if location is not None and location.precision is not Precision.CITY:
+                said = location.span.text if location.span else location.precision
+                reasons.append(
+                    f"the text's {location.precision} '{said}' is used, not {usable.name}: "
+                    "a place the text names beats the platform's geodata"
+                )
+            else:
+                how = "platform_point" if usable.kind == "point" else "platform_place"
+                location = Location(
+                    lat=usable.lat,
+                    lon=usable.lon,
+                    precision=Precision.PLATFORM_GEOTAG,
+                    source=PLATFORM_SOURCE,
+                    confidence=CONFIDENCE[how],
+                )
+                inside = True
+                reasons.append(
+                    f"the text names nothing finer than the city: {usable.name}, inside the "
+                    "city, place the post (platform geotag)"
+                )
+        profile = post.author.profile_location
+        named = None
+        if profile:
+            named = names_city(profile, self.city_names)
+            if named:
+                reasons.append(
+                    f"the author's profile location '{profile}' names the city: a hint that "
+                    "the author is local, never the problem's place"
+                )
+        return replace(
+            result,
+            location=location,
+            inside_city=inside,
+            reasons=reasons,
+            profile_names_city=named,
+        )
+
+    def _usable(self, tag: Geotag) -> tuple[Geotag | None, str]:
+        """The geotag when it can place a post, and what was decided about it."""
+        if tag.kind == "place" and not tag.small:
+            return None, (
+                f"{tag.name} is {tag.across_m / 1000:.1f} km across: it says which city at "
+                "most, never where in it"
+            )
+        if self.gazetteer.has_boundary and not self._contains(tag.lat, tag.lon):
+            return None, (
+                f"{tag.name} lies outside the city boundary: not used to place the problem "
+                "(the author may be away from it)"
+            )
+        return tag, f"{tag.name} lies inside the city"
+
+    def locate(self, text: str, hint: Geotag | None = None) -> LocateResult:
+        """The best location the text names; `hint` (the post's geotag) only chooses
+        among streets of one name that nothing else in the text tells apart."""
         found = self.finder.search(text)
         mentions = found.mentions[:MAX_MENTIONS]
         reasons: list[str] = []
@@ -137,7 +256,12 @@ class Locator:
                 f"{len(found.mentions)} location mentions: only the first {MAX_MENTIONS} "
                 "were resolved"
             )
-        candidates = self._resolve(mentions)
+        candidates = self._resolve(mentions, hint)
+        if self.geocoder is not None:
+            candidates = sorted(
+                candidates + self._geocode(text, mentions, candidates, reasons),
+                key=lambda c: c.mention.start,
+            )
 
         def result(best: Candidate | None, inside: bool | None) -> LocateResult:
             return LocateResult(
@@ -182,9 +306,52 @@ class Locator:
                 )
         return result(best, inside)
 
+    # -- the geocoder --------------------------------------------------------------------
+
+    def _geocode(
+        self, text: str, mentions: list[Mention], resolved: list[Candidate], reasons: list[str]
+    ) -> list[Candidate]:
+        """Candidates from the geocoder for what the gazetteer placed too coarsely."""
+        assert self.geocoder is not None
+        by_mention = {id(c.mention): c for c in resolved}
+        asks: list[Mention] = []
+        for mention in mentions:
+            wanted = _WANTED.get(mention.kind)
+            got = by_mention.get(id(mention))
+            if wanted is not None and (got is None or got.precision is not wanted):
+                asks.append(mention)
+        taken = [(m.start, m.end) for m in mentions]
+        for match in _ADDRESS_FORM.finditer(text):
+            if not any(match.start() < e and s < match.end() for s, e in taken):
+                asks.append(
+                    Mention("address", match.start(), match.end(), match.group(), (), "form")
+                )
+        found: list[Candidate] = []
+        budget: Budget | None = None
+        for mention in asks[:MAX_GEOCODED]:
+            budget = budget or self.geocoder.budget()
+            answer = self.geocoder.geocode(mention.text, budget)
+            if answer.found is None:
+                reasons.append(answer.reason)
+                continue
+            how = f"geocoder_{answer.found.precision.value}"
+            found.append(
+                Candidate(
+                    answer.found.lat,
+                    answer.found.lon,
+                    answer.found.precision,
+                    CONFIDENCE[how],
+                    mention,
+                    answer.found.name,
+                    (answer.reason,),
+                    source=f"geocoder:{self.geocoder.provider}",
+                )
+            )
+        return found
+
     # -- resolving ---------------------------------------------------------------------
 
-    def _resolve(self, mentions: list[Mention]) -> list[Candidate]:
+    def _resolve(self, mentions: list[Mention], hint: Geotag | None) -> list[Candidate]:
         """Every mention that resolves; streets of one name last, to use the others."""
         resolved: dict[int, Candidate] = {}
         later: list[int] = []
@@ -199,7 +366,7 @@ class Locator:
             anchors = sorted(
                 resolved.items(), key=lambda item: abs(item[0] - i)
             )  # the nearest in the text first
-            anchor = anchors[0][1] if anchors else None
+            anchor: Candidate | Geotag | None = anchors[0][1] if anchors else hint
             candidate = self._street(mentions[i], mentions[i].parts[0], anchor)
             if candidate is not None:
                 resolved[i] = candidate
@@ -246,20 +413,16 @@ class Locator:
                     point.name,
                     (found,),
                 )
-            why = f"'{a.text}' and '{b.text}' do not meet in the gazetteer: their other readings"
-            for part in (a, b):
-                readings = self.finder.readings(part.spelling)
-                alone = replace(
-                    mention, start=part.start, end=part.end, text=part.text, parts=(part,)
-                )
-                if "street" in readings and not self.finder.is_bare(part.spelling):
-                    return self._street(replace(alone, kind="street"), part, None, (found, why))
-                for kind in ("place", "neighbourhood"):
-                    if kind in readings:
-                        candidate = self._named(replace(alone, kind=kind), part, kind, (found, why))
-                        if candidate is not None:
-                            return candidate
-            return None
+            if mention.rule == "lower_crossing":
+                return None  # words in lower case that happen to be street names
+            why = (
+                f"'{a.text}' and '{b.text}' do not meet in the gazetteer: their other "
+                "readings, one inside the city first"
+            )
+            readings = [c for part in (a, b) if (c := self._alone(mention, part, (found, why)))]
+            inside = [c for c in readings if self._inside(c.lat, c.lon)]
+            chosen = inside or readings
+            return chosen[0] if chosen else None
         if mention.kind == "street":
             return self._street(mention, mention.parts[0], None)
         if mention.kind == "city":
@@ -270,6 +433,20 @@ class Locator:
                 mention, centre.lat, centre.lon, Precision.CITY, "city", mention.text, (found,)
             )
         return self._named(mention, mention.parts[0], mention.kind, (found,))
+
+    def _alone(self, mention: Mention, part: Part, reasons: tuple[str, ...]) -> Candidate | None:
+        """One name of a crossing that does not meet, read alone: a typed street, else a
+        place or neighbourhood."""
+        readings = self.finder.readings(part.spelling)
+        alone = replace(mention, start=part.start, end=part.end, text=part.text, parts=(part,))
+        if "street" in readings and not self.finder.is_bare(part.spelling):
+            return self._street(replace(alone, kind="street"), part, None, reasons)
+        for kind in ("place", "neighbourhood"):
+            if kind in readings:
+                candidate = self._named(replace(alone, kind=kind), part, kind, reasons)
+                if candidate is not None:
+                    return candidate
+        return None
 
     def _named(
         self, mention: Mention, part: Part, kind: str, reasons: tuple[str, ...]
@@ -289,7 +466,7 @@ class Locator:
         self,
         mention: Mention,
         part: Part,
-        anchor: Candidate | None,
+        anchor: Candidate | Geotag | None,
         reasons: tuple[str, ...] = (),
     ) -> Candidate | None:
         options = self._street_options(part.spelling)
@@ -297,6 +474,20 @@ class Locator:
             return None
         if not reasons:
             reasons = (f"street '{part.text}' ({mention.explanation})",)
+        if not any(self._inside(o.point.lat, o.point.lon) for o in options):
+            directional = [
+                o
+                for o in self.gazetteer.street_options_directional(part.spelling)
+                if self._inside(o.point.lat, o.point.lon)
+            ]
+            if directional:
+                reasons = (
+                    *reasons,
+                    f"'{part.text}' names only {options[0].name} outside the city: "
+                    "a name written without its directional means the city's streets "
+                    f"of that name ({', '.join(o.name for o in directional)})",
+                )
+                options = directional
         chosen = options[0]
         penalty = 0.0
         if len(options) > 1:
@@ -317,9 +508,14 @@ class Locator:
                     options,
                     key=lambda o: distance_m(o.point.lat, o.point.lon, anchor.lat, anchor.lon),
                 )
+                by = (
+                    f"{anchor.name}, which nothing in the text outweighs"
+                    if isinstance(anchor, Geotag)
+                    else f"{anchor.name}, mentioned too"
+                )
                 why = (
                     f"{len(options)} streets named '{part.text}' ({names}): chose {chosen.name}, "
-                    f"the one nearest {anchor.name}, mentioned too"
+                    f"the one nearest {by}"
                 )
             else:
                 why = (

@@ -6,8 +6,10 @@ Two passes, cheapest first, as in `overheard.classify.prefilter`:
    the gazetteer knows (street variants, place and neighbourhood names) on word
    boundaries. Most posts stop here. A bare name (a street spelling without its
    type, "Fleet", "Linwood"; a one-word place, "Target") is kept only when it is
-   written with a capital letter. At most `MAX_CANDIDATES` hits are kept per post,
-   so a text with thousands of names costs no more than that.
+   written with a capital letter, or, for a street, when &, "and", / or @ joins it to
+   another word ("fleet and ponca": the `lower_crossing` rule then decides). At most
+   `MAX_CANDIDATES` hits are kept per post, so a text with thousands of names costs no
+   more than that.
 2. `find`: the stretches of text around the kept hits (four words before, for
    "2300 block of", "corner of", a house number; three after) are tokenized with
    spaCy and a PhraseMatcher (attr LOWER, with "St." / "E." spellings too) gives
@@ -26,7 +28,15 @@ Two passes, cheapest first, as in `overheard.classify.prefilter`:
 
    A directional alone ("East") is never a street name. A bare street name followed
    by a street type the gazetteer does not have for it ("Wise Ave" when only Wise
-   Court exists) is another street, and not a mention.
+   Court exists) is another street, and not a mention; so is one followed by a number
+   ("Interstate 695", "Route 40": a numbered road) or written as a possessive ("Fell's",
+   as people call Fells Point; "Towson's"), or by a capitalised word and a street type
+   ("MAPLE SHADE DR": a longer name the gazetteer lacks). A street name with its type
+   after a one-letter directional the gazetteer does not hold it with ("E Patapsco Ave"
+   when it knows only the county's Patapsco Avenue) is that missing street, not a
+   mention. A place named after a crossing of two
+   streets the gazetteer has (a transit stop, "S Central Ave & Bank St") is not looked
+   for as a place: the words are read as the crossing they name.
 
    Which reading a name gets when it could be several is decided by the rules in
    `_RULES`, and each mention says which rule decided it (`Mention.rule`).
@@ -66,12 +76,48 @@ _WEAK = frozenset({"near", "by", "off"})
 _ON = frozenset({"on", "along", "down", "up", "onto", "off"})
 _SPOT = frozenset({"at", "outside", "inside", "near", "behind", "by", "of", "front"})
 _DOTTABLE = DIRECTIONAL_ABBREVIATIONS | SUFFIX_ABBREVIATIONS | {"st"}
+#: Directionals written as one letter: before a street name, part of it.
+_LETTERS = frozenset({"n", "s", "e", "w"})
+_POSSESSIVE = frozenset({"'s", "’s", "'", "’"})
+_CROSSING_NAME = re.compile(r"^(.+?) (?:&|and|@|/|at) (.+)$")
+_JOIN_AFTER = re.compile(r"(?:\s*[&/@]\s*|\s+and\s+)\w")
+_JOIN_BEFORE = re.compile(r"\w(?:\s*[&/@]\s*|\s+and\s+)$")
+#: Connectors that join lower-case bare street names into a crossing.
+_LOWER_JOIN = frozenset({"&", "and", "/", "@"})
+#: Words that make what follows a common noun ("the market and water bills").
+_DETERMINERS = frozenset(
+    [
+        "the",
+        "a",
+        "an",
+        "my",
+        "your",
+        "our",
+        "their",
+        "his",
+        "her",
+        "its",
+        "this",
+        "that",
+        "these",
+        "those",
+        "some",
+        "any",
+        "no",
+    ]
+)
 
 _RULES = {
     "typed": "a street name written with its type (Ave, St, …) is a street",
     "number": "a house number before a street name makes an address",
     "block": "'NNNN block of' before a street name makes a block",
     "crossing": "two street names joined by &, and, /, @, at, near, by or off make an intersection",
+    "lower_crossing": (
+        "a street name in lower case without its type is a street only as one side of a "
+        "crossing (joined by &, and, / or @, not after 'the', 'a', 'my', …) of two streets "
+        "that meet"
+    ),
+    "form": "a house number, a name and a street type look like an address",
     "on": "a bare street name after 'on', 'along', 'down', 'up', 'onto' or 'off' is a street",
     "city": (
         "the city's own name is the city, not a street of that name, unless written with "
@@ -161,7 +207,7 @@ class PlaceFinder:
             for name in names:
                 for spelling in {place_key(name), name.lower()}:
                     spelling = " ".join(spelling.split())
-                    if len(spelling) < 3 or spelling.isdigit():
+                    if len(spelling) < 3 or spelling.isdigit() or _names_crossing(spelling, kinds):
                         continue
                     kinds[spelling] = kinds.get(spelling, 0) | kind
         for name in city_names:
@@ -209,6 +255,14 @@ class PlaceFinder:
             return False
         return spelling in self._bare or " " not in spelling
 
+    def _may_cross(self, lowered: str, start: int, end: int, spelling: str) -> bool:
+        """A lower-case bare street name joined to another word by &, and, / or @: it
+        may be one side of a crossing ("fleet and ponca")."""
+        return spelling in self._bare and bool(
+            _JOIN_AFTER.match(lowered, end)
+            or _JOIN_BEFORE.search(lowered, max(0, start - 8), start)
+        )
+
     # -- pass 1 ------------------------------------------------------------------------
 
     def scan(self, text: str) -> tuple[list[tuple[int, int, str]], bool]:
@@ -223,7 +277,11 @@ class PlaceFinder:
                 continue
             if end < len(lowered) and _is_word_char(lowered[end]):
                 continue
-            if self._needs_capital(spelling) and not text[start].isupper():
+            if (
+                self._needs_capital(spelling)
+                and not text[start].isupper()
+                and not self._may_cross(lowered, start, end, spelling)
+            ):
                 continue
             hits.append((start, end, spelling))
             if len(hits) >= MAX_CANDIDATES:
@@ -280,14 +338,34 @@ class PlaceFinder:
             used.add(i)
             spelling = span.label_
             kinds = self._kinds.get(spelling, 0)
-            if self._needs_capital(spelling) and not span.text[:1].isupper():
+            lower = self._is_lower_bare(span)
+            if lower and not (kinds & _STREET and spelling in self._bare):
                 continue
             part = self._part(span, offset)
             before = [t.lower_ for t in doc[max(0, span.start - 3) : span.start]]
             if kinds & _STREET:
                 bare = spelling in self._bare
-                if bare and span.end < len(doc) and _is_suffix(doc[span.end].lower_):
-                    continue  # "Wise Ave" when the gazetteer has only Wise Court: "other_type"
+                if bare and span.end < len(doc) and not lower:
+                    following = doc[span.end]
+                    if _is_suffix(following.lower_):
+                        continue  # "Wise Ave" when the gazetteer has only Wise Court
+                    if following.lower_ in _POSSESSIVE or following.text[:1].isdigit():
+                        continue  # "Fell's" (Fells Point), "Interstate 695" (a numbered road)
+                    if (
+                        following.text[:1].isupper()
+                        and span.end + 1 < len(doc)
+                        and _is_suffix(doc[span.end + 1].lower_)
+                    ):
+                        continue  # "Maple Shade Dr": a longer name, not Maple Avenue
+                if lower:
+                    crossing = self._lower_crossing(doc, spans, i)
+                    if crossing is not None:
+                        used.add(i + 1)
+                        parts = [part, self._part(spans[i + 1], offset)]
+                        mentions.append(
+                            self._mention("intersection", parts, "lower_crossing", doc, offset)
+                        )
+                    continue
                 # "NNNN block of" / a house number before the street.
                 if len(before) == 3 and before[1] in ("block", "blk") and before[2] == "of":
                     number = doc[span.start - 3]
@@ -308,6 +386,7 @@ class PlaceFinder:
                     other = spans[i + 1]
                     between = doc[span.end : other.start]
                     other_kinds = self._kinds.get(other.label_, 0)
+                    lower_other = self._is_lower_bare(other)
                     if (
                         len(between) == 1
                         and other_kinds & _STREET
@@ -319,14 +398,17 @@ class PlaceFinder:
                                 and not (other.label_ in self._bare and other_kinds & ~_STREET)
                             )
                         )
+                        # "Eastern Ave near linwood": a lower-case word, not a crossing.
+                        and not (lower_other and between[0].lower_ not in _LOWER_JOIN)
                     ):
                         used.add(i + 1)
                         parts = [part, self._part(other, offset)]
-                        mentions.append(
-                            self._mention("intersection", parts, "crossing", doc, offset)
-                        )
+                        how = "lower_crossing" if lower_other else "crossing"
+                        mentions.append(self._mention("intersection", parts, how, doc, offset))
                         continue
                 if not bare:
+                    if span.start > 0 and doc[span.start - 1].lower_.rstrip(".") in _LETTERS:
+                        continue  # "E Patapsco Ave" when only a Patapsco Avenue is known
                     mentions.append(self._mention("street", [part], "typed", doc, offset))
                     continue
                 if not kinds & ~_STREET:
@@ -346,6 +428,26 @@ class PlaceFinder:
                 rule = rule or kind
             mentions.append(self._mention(kind, [part], rule, doc, offset))
         return mentions
+
+    def _is_lower_bare(self, span: Span) -> bool:
+        """A name that needs a capital (a bare street name, a one-word place) without one."""
+        return self._needs_capital(span.label_) and not span.text[:1].isupper()
+
+    def _lower_crossing(self, doc: Doc, spans: list[Span], i: int) -> Span | None:
+        """The street a lower-case bare street name crosses ("fleet and ponca",
+        "fleet & Ponca St"): the next name, a street, after &, and, / or @ alone."""
+        if i + 1 >= len(spans):
+            return None
+        span, other = spans[i], spans[i + 1]
+        between = doc[span.end : other.start]
+        other_kinds = self._kinds.get(other.label_, 0)
+        if len(between) != 1 or between[0].lower_ not in _LOWER_JOIN:
+            return None
+        if span.start > 0 and doc[span.start - 1].lower_ in _DETERMINERS:
+            return None
+        if not other_kinds & _STREET or (other_kinds & _CITY and other.label_ in self._bare):
+            return None
+        return other
 
     @staticmethod
     def _part(span: Span, offset: int) -> Part:
@@ -370,6 +472,14 @@ class PlaceFinder:
             rule=rule,
             number=value,
         )
+
+
+def _names_crossing(spelling: str, kinds: dict[str, int]) -> bool:
+    """A place named after two streets the gazetteer has ("s central ave & bank st")."""
+    crossing = _CROSSING_NAME.match(spelling)
+    return crossing is not None and all(
+        kinds.get(street, 0) & _STREET for street in crossing.groups()
+    )
 
 
 def _is_suffix(word: str) -> bool:
