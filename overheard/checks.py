@@ -32,6 +32,21 @@ def _attempt(what: str, action: Callable[[], str]) -> CheckResult:
         return CheckResult(what, False, f"{type(exc).__name__}: {exc}")
 
 
+def reach_broker(settings: Settings, timeout_ms: int = 10_000) -> str:
+    """List the broker's topics: raises when it cannot be reached (also /readyz's bus check)."""
+    if settings.bus.kind == "memory":
+        return "in-process bus: no broker needed"
+    admin = KafkaAdminClient(
+        **connection_options(settings.bus),
+        request_timeout_ms=timeout_ms,
+        bootstrap_timeout_ms=timeout_ms,
+    )
+    try:
+        return f"{settings.bus.bootstrap_servers}: {len(admin.list_topics())} topics"
+    finally:
+        admin.close()
+
+
 def run_checks(settings: Settings) -> list[CheckResult]:
     results = [CheckResult("settings", True, "valid")]
 
@@ -55,16 +70,7 @@ def run_checks(settings: Settings) -> list[CheckResult]:
 
     results.append(_attempt("gazetteer", gazetteer))
 
-    def broker() -> str:
-        if settings.bus.kind == "memory":
-            return "in-process bus: no broker needed"
-        admin = KafkaAdminClient(**connection_options(settings.bus), request_timeout_ms=10_000)
-        try:
-            return f"{settings.bus.bootstrap_servers}: {len(admin.list_topics())} topics"
-        finally:
-            admin.close()
-
-    results.append(_attempt("bus", broker))
+    results.append(_attempt("bus", lambda: reach_broker(settings)))
 
     for name in settings.sinks:
 

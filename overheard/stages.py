@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Protocol
 
+from overheard import health, metrics
 from overheard.bus.base import Bus, Consumer, Headers, Producer, Record
 from overheard.classify.decide import Classifier, Decision
 from overheard.deadletter import DeadLetter
@@ -46,11 +48,15 @@ class Handled:
     decisions: list[Decision] = field(default_factory=list)
     #: Issues written, by sink name.
     written: dict[str, int] = field(default_factory=dict)
+    #: The issues themselves, by sink name (for the metrics, by category).
+    written_issues: dict[str, list[Issue]] = field(default_factory=dict)
 
 
 class Stage(Protocol):
     name: str
     group: str
+    #: Names this stage in metrics and readiness: "classify", "sink:sql".
+    label: str
 
     def handle(self, records: Sequence[Record]) -> Handled: ...
 
@@ -70,6 +76,7 @@ class ClassifyStage:
     """posts → issues: decode, run the cascade, emit the issues."""
 
     name = "classify"
+    label = "classify"
 
     def __init__(self, classifier: Classifier, issues_topic: str, group: str) -> None:
         self.classifier = classifier
@@ -86,18 +93,30 @@ class ClassifyStage:
                 handled.deadletters.append(_letter(self.name, record, exc))
         handled.decisions = self.classifier.classify(posts)
         for decision in handled.decisions:
-            if decision.issue is not None:
-                issue = decision.issue
-                handled.outgoing.append(
-                    Outgoing(self.issues_topic, issue.to_bytes(), key=str(issue.id).encode())
+            if decision.issue is None:
+                log.debug(
+                    "post %s: %s",
+                    decision.post.id,
+                    decision.outcome,
+                    extra={"post_id": decision.post.id, "outcome": str(decision.outcome)},
                 )
-                log.info(
-                    "issue %s from post %s: %s",
-                    issue.id,
-                    issue.post.id,
-                    issue.category.name,
-                    extra={"post_id": issue.post.id, "issue_id": str(issue.id)},
-                )
+                continue
+            issue = decision.issue
+            handled.outgoing.append(
+                Outgoing(self.issues_topic, issue.to_bytes(), key=str(issue.id).encode())
+            )
+            log.info(
+                "issue %s from post %s: %s",
+                issue.id,
+                issue.post.id,
+                issue.category.name,
+                extra={
+                    "post_id": issue.post.id,
+                    "issue_id": str(issue.id),
+                    "outcome": str(decision.outcome),
+                    "category": issue.category.name,
+                },
+            )
         return handled
 
 
@@ -117,6 +136,7 @@ class SinkStage:
         self.retry = retry
         self.stop = stop
         self.group = group
+        self.label = f"sink:{sink.name}"
 
     def handle(self, records: Sequence[Record]) -> Handled:
         handled = Handled()
@@ -126,7 +146,7 @@ class SinkStage:
                 pending.append((record, Issue.from_bytes(record.value)))
             except MessageError as exc:
                 handled.deadletters.append(_letter(self.name, record, exc))
-        written = 0
+        written: list[Issue] = []
         waits = delays(self.retry)
         while pending:
             outcomes = retry_transient(
@@ -134,7 +154,9 @@ class SinkStage:
                 self.retry,
                 self.stop,
                 f"sink {self.sink.name}",
+                on_retry=self._unreachable,
             )
+            health.readiness.mark(self.label, True, "last write succeeded")
             if len(outcomes) != len(pending):
                 raise RuntimeError(
                     f"sink {self.sink.name} returned {len(outcomes)} outcomes "
@@ -143,24 +165,39 @@ class SinkStage:
             again: list[tuple[Record, Issue]] = []
             delay = 0.0
             for (record, issue), outcome in zip(pending, outcomes, strict=True):
+                ids = {"post_id": issue.post.id, "issue_id": str(issue.id), "sink": self.sink.name}
                 if isinstance(outcome, Written):
-                    written += 1
+                    written.append(issue)
+                    log.info("issue %s written to %s", issue.id, self.sink.name, extra=ids)
                 elif isinstance(outcome, Rejected):
                     letter = _letter(self.name, record, SinkRejected(outcome.reason))
                     handled.deadletters.append(letter)
+                    log.info(
+                        "issue %s rejected by %s: %s",
+                        issue.id,
+                        self.sink.name,
+                        outcome.reason,
+                        extra=ids,
+                    )
                 elif isinstance(outcome, Retry):
                     again.append((record, issue))
                     delay = max(delay, outcome.delay or 0.0)
             pending = again
             if pending:
+                metrics.retried("sink write")
                 wait = max(delay, next(waits))
                 log.warning(
                     "sink %s: %d issues to retry in %.1fs", self.sink.name, len(again), wait
                 )
                 if self.stop.wait(wait):
                     raise TransientError(f"stopped with {len(pending)} issues not yet written")
-        handled.written[self.sink.name] = written
+        handled.written[self.sink.name] = len(written)
+        handled.written_issues[self.sink.name] = written
         return handled
+
+    def _unreachable(self, error: TransientError, _wait: float) -> None:
+        metrics.retried("sink write")
+        health.readiness.mark(self.label, False, str(error))
 
 
 class StageRunner:
@@ -183,6 +220,7 @@ class StageRunner:
         self.retry = retry
         self.stop = stop
         self.summary = summary
+        self.lag = metrics.LagProbe(stage.label)
 
     @classmethod
     def on(
@@ -207,12 +245,20 @@ class StageRunner:
     def step(self, max_records: int, timeout_s: float) -> int:
         """One poll-handle-send-commit cycle; returns how many records it consumed."""
         records = self.consumer.poll(max_records, timeout_s)
+        metrics.polled(self.stage.label, records)
+        self.lag.maybe_update(self.consumer)
         if not records:
             return 0
+        started = time.perf_counter()
         try:
-            retry_transient(
-                lambda: self._process(records), self.retry, self.stop, f"stage {self.stage.name}"
+            handled = retry_transient(
+                lambda: self._process(records),
+                self.retry,
+                self.stop,
+                f"stage {self.stage.name}",
+                on_retry=lambda _error, _wait: metrics.retried("stage"),
             )
+            metrics.committed(self.stage.label, records, time.perf_counter() - started, handled)
         except Rebalanced as exc:
             log.warning(
                 "stage %s lost its partitions before committing %d messages; their new "
@@ -223,7 +269,7 @@ class StageRunner:
             )
         return len(records)
 
-    def _process(self, records: list[Record]) -> None:
+    def _process(self, records: list[Record]) -> Handled:
         handled = self.stage.handle(records)
         for out in handled.outgoing:
             self.producer.send(out.topic, out.value, key=out.key, headers=out.headers)
@@ -243,6 +289,7 @@ class StageRunner:
                 self.summary.written(sink, count)
             for letter in handled.deadletters:
                 self.summary.dead_lettered(letter)
+        return handled
 
     def run(self, max_records: int, timeout_s: float) -> None:
         """Step until asked to stop."""

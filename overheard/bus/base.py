@@ -19,6 +19,8 @@ class Record:
     key: bytes | None
     value: bytes
     headers: Headers = ()
+    #: When the message entered the bus (epoch milliseconds), where the bus says.
+    timestamp_ms: int | None = None
 
     @property
     def origin(self) -> str:
@@ -77,6 +79,13 @@ class Consumer(Protocol):
 
     def lag(self) -> int:
         """Messages in the subscribed topic not yet consumed by this consumer."""
+        ...
+
+    def lag_by_partition(self) -> dict[tuple[str, int], int]:
+        """`lag` for each assigned partition, keyed by (topic, partition).
+
+        Raises TransientError when the bus cannot be reached.
+        """
         ...
 
     def close(self) -> None: ...

@@ -143,6 +143,7 @@ class KafkaBusConsumer:
                 key=message.key,
                 value=message.value,
                 headers=tuple((name, value or b"") for name, value in message.headers or ()),
+                timestamp_ms=message.timestamp,
             )
             for partition_records in batches.values()
             for message in partition_records
@@ -167,11 +168,23 @@ class KafkaBusConsumer:
             raise TransientError(f"could not commit offsets: {exc}") from exc
 
     def lag(self) -> int:
+        return sum(self.lag_by_partition().values())
+
+    def lag_by_partition(self, timeout_ms: int = 2000) -> dict[tuple[str, int], int]:
+        """Raises TransientError when the broker does not answer within `timeout_ms`."""
         assigned = self._consumer.assignment()
         if not assigned:
-            return 0
-        ends = self._consumer.end_offsets(list(assigned))
-        return sum(max(0, ends[tp] - self._consumer.position(tp)) for tp in assigned)
+            return {}
+        try:
+            ends = self._consumer.end_offsets(list(assigned), timeout_ms=timeout_ms)
+            return {
+                (tp.topic, tp.partition): max(
+                    0, ends[tp] - self._consumer.position(tp, timeout_ms=timeout_ms)
+                )
+                for tp in assigned
+            }
+        except KafkaError as exc:
+            raise TransientError(f"could not read the lag: {exc}") from exc
 
     def close(self) -> None:
         self._consumer.close(autocommit=False)

@@ -6,6 +6,7 @@ kept after the process ends: replay's durability comes from the archive itself.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -34,7 +35,8 @@ class MemoryBus:
 
     def _append(self, topic: str, key: bytes | None, value: bytes, headers: Headers) -> None:
         log = self._logs[topic]
-        log.append(Record(topic, 0, len(log), key, value, headers))
+        now_ms = int(time.time() * 1000)
+        log.append(Record(topic, 0, len(log), key, value, headers, now_ms))
 
 
 class MemoryProducer:
@@ -77,6 +79,9 @@ class MemoryConsumer:
 
     def lag(self) -> int:
         return len(self._bus._logs[self._topic]) - self._position
+
+    def lag_by_partition(self) -> dict[tuple[str, int], int]:
+        return {(self._topic, 0): self.lag()}
 
     def close(self) -> None:
         return None

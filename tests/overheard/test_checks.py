@@ -1,5 +1,7 @@
 """`overheard check` reaches the real broker and database and says what is wrong."""
 
+import re
+
 from typer.testing import CliRunner
 
 from overheard.cli import app
@@ -39,3 +41,16 @@ def test_check_reports_a_broken_profile(tmp_path) -> None:
     result = CliRunner().invoke(app, ["check", "--city", str(broken)], env={"COLUMNS": "200"})
     assert result.exit_code == 1
     assert "no such file" in result.output
+
+
+def test_check_sums_up_what_failed_and_masks_every_secret() -> None:
+    unreachable = "postgresql+psycopg://overheard@127.0.0.1:9/overheard"
+    result = CliRunner().invoke(
+        app,
+        ["check", "--db", unreachable],
+        env={"COLUMNS": "200", "OVERHEARD_DATABASE__PASSWORD": "pw-from-env-42"},
+    )
+    assert result.exit_code == 1
+    assert "✗ failed" in result.output
+    assert re.search(r"\b1 of \d+ failed: sink sql", result.output)
+    assert "pw-from-env-42" not in result.output

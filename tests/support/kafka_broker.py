@@ -223,6 +223,13 @@ class KafkaCluster:
             stop_process(node.process, signal.SIGTERM, STOP_TIMEOUT_S)
             node.process = None
 
+    def kill_node(self, i: int) -> None:
+        """Kill node `i` (SIGKILL: no controlled shutdown, as a crashed machine)."""
+        node = self._nodes[i]
+        if node.process is not None:
+            stop_process(node.process, signal.SIGKILL, STOP_TIMEOUT_S)
+            node.process = None
+
     def start_node(self, i: int) -> None:
         """Restart node `i` on its old ports and data; wait until the cluster sees it."""
         node = self._nodes[i]
