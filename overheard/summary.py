@@ -9,6 +9,10 @@ from typing import Any
 
 from overheard.classify.decide import Decision, Outcome
 from overheard.deadletter import DeadLetter
+from overheard.whereabouts import Whereabouts
+
+#: How many of the streets and neighbourhoods with the most issues `as_dict` lists.
+TOP = 10
 
 
 @dataclass
@@ -20,6 +24,10 @@ class Summary:
     urgent: int = 0
     issues_written: Counter[str] = field(default_factory=Counter)
     deadletters: Counter[tuple[str, str]] = field(default_factory=Counter)
+    streets: Counter[str] = field(default_factory=Counter)
+    neighbourhoods: Counter[str] = field(default_factory=Counter)
+    #: Names the streets and neighbourhood of located issues; None counts neither.
+    whereabouts: Whereabouts | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def read(self, count: int = 1) -> None:
@@ -27,7 +35,18 @@ class Summary:
             self.posts_read += count
 
     def decided(self, decisions: list[Decision]) -> None:
+        streets: list[str] = []
+        hoods: list[str] = []
+        if self.whereabouts is not None:
+            for decision in decisions:
+                location = decision.issue.location if decision.issue else None
+                if location is not None:
+                    streets += self.whereabouts.streets(location)
+                    hood = self.whereabouts.neighbourhood(location)
+                    hoods += [hood] if hood else []
         with self._lock:
+            self.streets.update(streets)
+            self.neighbourhoods.update(hoods)
             for decision in decisions:
                 self.outcomes[decision.outcome] += 1
                 if decision.issue is not None:
@@ -62,6 +81,8 @@ class Summary:
             "issues": sum(self.issues_by_category.values()),
             "issues_by_category": dict(sorted(self.issues_by_category.items())),
             "issues_by_precision": dict(sorted(self.issues_by_precision.items())),
+            "not_judged": self.outcomes[Outcome.NOT_JUDGED],
+            "not_civic": self.outcomes[Outcome.NOT_CIVIC],
             "addressed_city_excluded": self.outcomes[Outcome.ADDRESSED_CITY],
             "outside_city_excluded": self.outcomes[Outcome.OUTSIDE_CITY],
             "urgent": self.urgent,
@@ -70,4 +91,13 @@ class Summary:
                 f"{stage}:{error}": count
                 for (stage, error), count in sorted(self.deadletters.items())
             },
+            "top_streets": _top(self.streets),
+            "top_neighbourhoods": _top(self.neighbourhoods),
         }
+
+
+def _top(counts: Counter[str]) -> list[dict[str, Any]]:
+    """The `TOP` names with the most issues, most first, ties by name: a list, since JSON
+    objects keep no order."""
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:TOP]
+    return [{"name": name, "issues": count} for name, count in ranked]
