@@ -121,6 +121,7 @@ def _quote(hit: Hit) -> str:
 
 
 _NOT_WORDS = re.compile(r"https?://\S+|www\.\S+|[@#]\w+", re.IGNORECASE)
+_LETTER = re.compile(r"[^\W\d_]")
 #: Language tags that say "no language" rather than naming one (X uses these).
 _NO_LANGUAGE = {"und", "zxx", "qme", "qht", "qam", "qct", "art"}
 
@@ -164,12 +165,13 @@ class Classifier:
         survivors: list[tuple[int, str, _Trace]] = []
         for index, post in enumerate(posts):
             trace = _Trace()
-            judged = self._judgeable(post, trace)
-            if judged is None:
+            if not self._in_language(post, trace):
                 decisions[index] = trace.decision(post, Outcome.NOT_JUDGED, Stage.INPUT)
             elif not self.prefilter.scan(post.text):
                 trace.add(Stage.SCAN, "nothing of the profile's civic vocabulary: stopped")
                 decisions[index] = trace.decision(post, Outcome.STOPPED_BY_SCAN, Stage.SCAN)
+            elif (judged := self._judgeable(post, trace)) is None:
+                decisions[index] = trace.decision(post, Outcome.NOT_JUDGED, Stage.INPUT)
             else:
                 survivors.append((index, judged, trace))
         texts = [text for _, text, _ in survivors]
@@ -181,8 +183,8 @@ class Classifier:
             decisions[index] = self._decide(posts[index], _Evidence(found), scored, trace)
         return [decisions[index] for index in range(len(posts))]
 
-    def _judgeable(self, post: Post, trace: _Trace) -> str | None:
-        """The text the cascade judges, or None (with the reason traced) when it cannot."""
+    def _in_language(self, post: Post, trace: _Trace) -> bool:
+        """False (with the reason traced) for a post in a language the profile does not cover."""
         language = (post.language or "").lower()
         if (
             self._languages
@@ -195,8 +197,13 @@ class Classifier:
                 Stage.INPUT,
                 f"written in '{post.language}', which the profile does not cover ({covered})",
             )
-            return None
-        if not any(char.isalpha() for char in _NOT_WORDS.sub(" ", post.text)):
+            return False
+        return True
+
+    def _judgeable(self, post: Post, trace: _Trace) -> str | None:
+        """The text the cascade judges, or None (with the reason traced) when it cannot.
+        Checked only on the scan's survivors: it costs more than the scan."""
+        if not _LETTER.search(_NOT_WORDS.sub(" ", post.text)):
             trace.add(Stage.INPUT, "no words to judge: only links, mentions, emoji or symbols")
             return None
         if len(post.text) > MAX_JUDGED_CHARS:
@@ -220,19 +227,29 @@ class Classifier:
         )
 
         weighed_at = Stage.SCAN if scored is None else Stage.MODELS
-        complaint = self._complaint(evidence, scored, trace)
+        vocabulary = self._vocabulary_complaint(evidence)
+        complaint = self._complaint(vocabulary, scored, trace)
         if complaint is None:
             return trace.decision(post, Outcome.NO_COMPLAINT, weighed_at)
         complaint_score, decided_by = complaint
-        if self._civic(evidence, scored, trace) is None:
+        if not self._civic(evidence, vocabulary, scored, trace):
             return trace.decision(post, Outcome.NOT_CIVIC, weighed_at)
+        if rules.require_subject and not (
+            evidence.of(Kind.PROBLEM) or evidence.of(Kind.TOPIC) or evidence.of(Kind.URGENT)
+        ):
+            trace.add(
+                Stage.DECIDE,
+                "not civic here: the text names no subject of the profile's 311 categories, "
+                "and the models alone do not make an issue (require_subject)",
+            )
+            return trace.decision(post, Outcome.NOT_CIVIC, Stage.DECIDE)
         category_key, category_score = self._category(evidence, scored, trace)
         vocab = self.profile.categories[category_key]
 
         locality, locality_reason = self._locality(post, evidence)
         location = None
         if self.locator is not None:
-            located = self.locator.locate(post.text)
+            located = self.locator.locate_post(post)
             for reason in located.reasons:
                 trace.add(Stage.LOCATE, reason)
             if not located.local:
@@ -302,14 +319,14 @@ class Classifier:
         return 0.0, f"no problem phrase, and no complaint cue within {window} chars of a subject"
 
     def _complaint(
-        self, evidence: _Evidence, scored: TextScores | None, trace: _Trace
+        self, vocabulary: tuple[float, str], scored: TextScores | None, trace: _Trace
     ) -> tuple[float, str] | None:
         """(complaint score, what decided) when the post is a complaint, else None.
 
         The model or the vocabulary can each say yes: the model reads how people
         complain, the vocabulary knows the city's problems by name."""
         rules = self.profile.decision
-        vocabulary_score, reason = self._vocabulary_complaint(evidence)
+        vocabulary_score, reason = vocabulary
         vocabulary_says = vocabulary_score >= rules.min_complaint
         trace.add(
             Stage.SCAN,
@@ -328,19 +345,35 @@ class Classifier:
             return max(scored.complaint, vocabulary_score), "models"
         if vocabulary_says:
             return vocabulary_score, "vocabulary"
+        if scored.civic >= rules.civic_report_threshold:
+            trace.add(
+                Stage.MODELS,
+                f"civic model {scored.civic:.2f} ≥ civic_report_threshold "
+                f"{rules.civic_report_threshold}: it reports a civic problem, a complaint",
+            )
+            return max(scored.complaint, scored.civic), "models"
         return None
 
-    def _civic(self, evidence: _Evidence, scored: TextScores | None, trace: _Trace) -> bool | None:
-        """True when the complaint is about a problem a city service fixes, else None."""
+    def _civic(
+        self,
+        evidence: _Evidence,
+        vocabulary: tuple[float, str],
+        scored: TextScores | None,
+        trace: _Trace,
+    ) -> bool:
+        """Whether the complaint is about a problem a city service fixes.
+
+        The vocabulary settles it when it names the problem, or when its complaint
+        cue stands by a subject of a 311 category; otherwise the civic model does."""
         if problems := evidence.of(Kind.PROBLEM) + evidence.of(Kind.URGENT):
             trace.add(Stage.SCAN, f"civic: the vocabulary names the problem {_quote(problems[0])}")
             return True
+        if vocabulary[0] >= self.profile.decision.min_complaint:
+            trace.add(Stage.SCAN, "civic: the complaint cue stands by a subject of a 311 category")
+            return True
         if scored is None:
-            if evidence.of(Kind.TOPIC):
-                trace.add(Stage.SCAN, "civic: the complaint is about a subject of a 311 category")
-                return True
-            trace.add(Stage.SCAN, "not civic: no subject of a 311 category")
-            return None
+            trace.add(Stage.SCAN, "not civic: nothing ties the complaint to a 311 category")
+            return False
         civic = scored.civic >= self.civic_threshold
         trace.add(
             Stage.MODELS,
@@ -348,40 +381,44 @@ class Classifier:
             f"threshold {self.civic_threshold:.2f}"
             + ("" if civic else ": a complaint, but not about a problem a city service fixes"),
         )
-        return True if civic else None
+        return civic
 
     def _category(
         self, evidence: _Evidence, scored: TextScores | None, trace: _Trace
     ) -> tuple[str, float]:
-        """The category, by readable rules: a problem phrase names it; else a confident
-        model; else a subject phrase; else the model's guess or `other`."""
+        """The category, by readable rules: a problem phrase names it; else the
+        categories whose subjects the text names, the category model choosing among
+        them when it is confident; else a confident model; else `other`."""
         rules = self.profile.decision
         problems = self._weights(evidence, Kind.PROBLEM)
         if problems:
             key = self._heaviest(problems)
             trace.add(Stage.DECIDE, f"category {key}: named by a problem phrase of the vocabulary")
             return key, problems[key] / sum(problems.values())
-        if (
+        confident = (
             scored is not None
             and scored.category in self.profile.categories
             and scored.category_score >= rules.category_threshold
-        ):
+        )
+        topics = self._weights(evidence, Kind.TOPIC)
+        if topics:
+            if confident and scored is not None and scored.category in topics:
+                trace.add(
+                    Stage.MODELS,
+                    f"category {scored.category}: of the subjects named "
+                    f"({', '.join(sorted(topics))}), the category model's choice "
+                    f"({scored.category_score:.2f} ≥ category_threshold "
+                    f"{rules.category_threshold})",
+                )
+                return scored.category, scored.category_score
+            key = self._heaviest(topics)
+            trace.add(Stage.DECIDE, f"category {key}: its subject is named in the text")
+            return key, topics[key] / sum(topics.values())
+        if confident and scored is not None:
             trace.add(
                 Stage.MODELS,
                 f"category {scored.category}: category model {scored.category_score:.2f} "
                 f"≥ category_threshold {rules.category_threshold}",
-            )
-            return scored.category, scored.category_score
-        topics = self._weights(evidence, Kind.TOPIC)
-        if topics:
-            key = self._heaviest(topics)
-            trace.add(Stage.DECIDE, f"category {key}: its subject is named in the text")
-            return key, topics[key] / sum(topics.values())
-        if scored is not None and scored.category in self.profile.categories:
-            trace.add(
-                Stage.MODELS,
-                f"category {scored.category}: the category model's best guess "
-                f"({scored.category_score:.2f}), with no phrase to confirm it",
             )
             return scored.category, scored.category_score
         trace.add(Stage.DECIDE, f"category {OTHER}: nothing names a category of the profile")

@@ -36,3 +36,7 @@ class Rebalanced(OverheardError):
     to the partitions' new owner and are processed again, which every stage absorbs
     (same issue ids, idempotent sinks). Retrying the commit could never succeed.
     """
+
+
+class ModelError(ConfigError):
+    """Trained model artefacts are missing, incomplete or incompatible; found at start-up."""

@@ -1,8 +1,10 @@
 """`overheard eval`: measuring the pipeline on a labelled set.
 
 The interface is DESIGN.md's ("Evaluation"): a CSV or JSONL file with a `text`
-column and, for the location task, the true `lat` and `lon`; the metric names
-are a stable interface. Other column names can be mapped with options.
+column and, by task, a `label` (1/0 for complaint and civic, a category name for
+category, mapped to the taxonomy by `--label-map`) or the true `lat` and `lon`
+(location); the metric names are a stable interface. Other column names can be
+mapped with options.
 """
 
 from __future__ import annotations
@@ -18,10 +20,16 @@ from statistics import median
 from typing import Any
 
 from geopy.distance import geodesic
+from rich.table import Table
 
+from overheard.classify.textmetrics import binary_metrics, category_metrics
+from overheard.classify.textmodels import TextModels
 from overheard.errors import ConfigError
 from overheard.geo.locate import Locator
 from overheard.model import Precision
+
+#: The text tasks, each scored by one head of the text models.
+TEXT_TASKS = ("complaint", "civic", "category")
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,7 @@ class Columns:
     text: str = "text"
     lat: str = "lat"
     lon: str = "lon"
+    label: str = "label"
 
 
 def read_rows(path: Path) -> Iterator[dict[str, Any]]:
@@ -115,3 +124,141 @@ def evaluate_location(path: Path, locator: Locator, columns: Columns = Columns()
             for precision, count in sorted(by_precision.items())
         },
     }
+
+
+_TRUE = {"1", "true", "yes", "y", "t"}
+_FALSE = {"0", "false", "no", "n", "f"}
+
+
+def _flag(value: Any) -> int | None:
+    """A 1/0 label, or None when the row gives none it can be read as."""
+    if isinstance(value, bool):
+        return int(value)
+    text = str(value).strip().lower() if value is not None else ""
+    if text.endswith(".0"):
+        text = text[:-2]
+    return 1 if text in _TRUE else 0 if text in _FALSE else None
+
+
+def _labelled(path: Path, columns: Columns) -> Iterator[tuple[str, Any]]:
+    for row in read_rows(path):
+        if not isinstance(row, dict) or columns.text not in row:
+            raise ConfigError(f"{path}: no column {columns.text!r} (use --text-column)")
+        if columns.label not in row:
+            raise ConfigError(f"{path}: no column {columns.label!r} (use --label-column)")
+        yield str(row[columns.text] or ""), row[columns.label]
+
+
+def evaluate_text(
+    path: Path,
+    task: str,
+    models: TextModels,
+    label_map: dict[str, str] | None = None,
+    columns: Columns = Columns(),
+    batch: int = 2000,
+) -> dict[str, Any]:
+    """Score every row with the task's head and compare with the row's label.
+
+    complaint and civic: a row is predicted positive when the head's probability
+    reaches the threshold the models were trained with; rows whose label is not
+    1/0 are skipped and counted. category: the label (after `label_map`, when
+    given) is compared with the argmax class; macro-F1 is over the classes the
+    labels hold, and rows with an empty label are skipped.
+    """
+    if task not in TEXT_TASKS:
+        raise ConfigError(f"unknown text task {task!r}: one of {', '.join(TEXT_TASKS)}")
+    texts: list[str] = []
+    truth: list[Any] = []
+    skipped = 0
+    for text, raw in _labelled(path, columns):
+        if task == "category":
+            name = str(raw if raw is not None else "").strip()
+            label = (label_map or {}).get(name, name)
+            if not label:
+                skipped += 1
+                continue
+            truth.append(label)
+        else:
+            flag = _flag(raw)
+            if flag is None:
+                skipped += 1
+                continue
+            truth.append(flag)
+        texts.append(text)
+    if task == "category":
+        unknown = sorted(set(truth) - set(models.labels))
+        predicted_labels = [
+            s.category
+            for i in range(0, len(texts), batch)
+            for s in models.score(texts[i : i + batch])
+        ]
+        figures = category_metrics(truth, predicted_labels)
+        figures["unknown_labels"] = unknown
+    else:
+        threshold = models.complaint_threshold if task == "complaint" else models.civic_threshold
+        probabilities = [
+            getattr(s, task)
+            for i in range(0, len(texts), batch)
+            for s in models.score(texts[i : i + batch])
+        ]
+        figures = binary_metrics(truth, [int(p >= threshold) for p in probabilities])
+        figures["threshold"] = round(threshold, 4)
+    return {
+        "task": task,
+        **figures,
+        "skipped_without_label": skipped,
+        "models": models.version,
+    }
+
+
+def text_tables(result: dict[str, Any], title: str) -> list[Table]:
+    """A text task's figures as tables: the totals, and for category the per-class
+    figures and the confusion matrix (rows: truth, columns: predicted)."""
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    for key in ("n", "precision", "recall", "f1", "macro_f1", "accuracy", "threshold"):
+        if key in result:
+            table.add_row(key, str(result[key]))
+    table.add_row("skipped_without_label", str(result["skipped_without_label"]))
+    table.add_row("models", result["models"])
+    if result["task"] != "category":
+        return [table]
+    if result["unknown_labels"]:
+        table.add_row("labels the models lack", ", ".join(result["unknown_labels"]))
+    classes = Table(title="per class", title_justify="left")
+    for name in ("class", "precision", "recall", "f1", "support"):
+        classes.add_column(name, justify="left" if name == "class" else "right")
+    for label, figures in result["per_class"].items():
+        classes.add_row(label, *(str(figures[k]) for k in ("precision", "recall", "f1", "support")))
+    confusion = Table(title="confusion (rows: truth, columns: predicted)", title_justify="left")
+    confusion.add_column("truth")
+    columns = result["confusion"]["columns"]
+    for column in columns:
+        confusion.add_column(column[:10], justify="right")
+    for label, counts in result["confusion"]["rows"].items():
+        confusion.add_row(label, *(str(c) for c in counts))
+    return [table, classes, confusion]
+
+
+def heldout_table(metrics: dict[str, Any]) -> Table:
+    """The held-out figures `overheard train` measured, one row per head: precision,
+    recall, F1 (of the positive class), macro-F1, accuracy, and the cross-validated
+    F1 (macro-F1 for category) on the training split."""
+    table = Table(title=f"held-out figures — {metrics['version']}", title_justify="left")
+    for name in ("head", "set", "n", "P", "R", "F1", "macro-F1", "acc", "CV"):
+        table.add_column(name, justify="left" if name in {"head", "set"} else "right")
+    for head, figures in metrics["heldout"].items():
+        cv = metrics["cv"].get(head, {})
+        shown_cv = cv.get("f1", cv.get("macro_f1"))
+        table.add_row(
+            head,
+            figures["set"],
+            str(figures["n"]),
+            *(
+                str(figures.get(k, ""))
+                for k in ("precision", "recall", "f1", "macro_f1", "accuracy")
+            ),
+            "" if shown_cv is None else str(shown_cv),
+        )
+    return table

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import platform
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +16,15 @@ from typing import Any
 
 from rich.console import Console
 
-from tests.benchmarks import geo_gazetteer, geo_places, open311_sink, prefilter, sql_sink
+from tests.benchmarks import (
+    cascade,
+    geo_gazetteer,
+    geo_places,
+    ingest_normalise,
+    open311_sink,
+    prefilter,
+    sql_sink,
+)
 
 OUTPUT = Path(__file__).resolve().parents[2] / "var" / "bench" / "latest.json"
 BENCHMARKS: dict[str, Callable[[Console], dict[str, Any]]] = {
@@ -24,13 +33,22 @@ BENCHMARKS: dict[str, Callable[[Console], dict[str, Any]]] = {
     "open311_sink": open311_sink.run,
     "geo_gazetteer": geo_gazetteer.run,
     "geo_places": geo_places.run,
+    "cascade": cascade.run,
+    "ingest_normalise": ingest_normalise.run,
 }
 
 
 def main() -> None:
+    """Every benchmark, or those named on the command line."""
     console = Console()
     report = json.loads(OUTPUT.read_text()) if OUTPUT.exists() else {}
-    for name, benchmark in BENCHMARKS.items():
+    chosen = sys.argv[1:] or list(BENCHMARKS)
+    unknown = set(chosen) - BENCHMARKS.keys()
+    if unknown:
+        known = ", ".join(BENCHMARKS)
+        raise SystemExit(f"no benchmark {', '.join(sorted(unknown))}; known: {known}")
+    for name in chosen:
+        benchmark = BENCHMARKS[name]
         figures = benchmark(console)
         figures["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         figures["machine"] = platform.platform()

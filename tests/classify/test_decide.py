@@ -120,7 +120,6 @@ def test_the_same_post_always_gives_the_same_issue(classifier: Classifier) -> No
 @pytest.mark.parametrize(
     ("text", "language", "reason"),
     [
-        ("🚧🚧🚧 😡", None, "no words to judge"),
         ("https://t.co/abc @Baltimore311 #potholes", "en", "no words to judge"),
         ("Hay un bache enorme en la calle Eastern", "es", "written in 'es'"),
     ],
@@ -132,6 +131,12 @@ def test_posts_it_cannot_judge_get_a_defined_outcome(
     assert decision.outcome is Outcome.NOT_JUDGED
     assert decision.decided_at is Stage.INPUT
     assert reason in decision.reasons[0]
+
+
+def test_a_post_of_only_emoji_stops_at_the_scan(classifier: Classifier) -> None:
+    decision = decide(classifier, "🚧🚧🚧 😡")
+    assert decision.outcome is Outcome.STOPPED_BY_SCAN
+    assert decision.issue is None
 
 
 def test_an_undetermined_language_tag_is_still_judged(classifier: Classifier) -> None:

@@ -1,0 +1,176 @@
+"""The trained text models: artefacts, loading, scoring, and what they learnt."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from overheard.classify import datasets
+from overheard.classify.datasets import Source
+from overheard.classify.textmodels import METADATA_FILE, MODEL_FILE, TextModels, ensure_models
+from overheard.cli import app
+from overheard.errors import ConfigError, ModelError
+from tests.classify.conftest import DATA, Trained
+
+HEADS = {"complaint", "civic", "civic_bengaluru", "category"}
+
+
+def test_metadata_names_version_thresholds_labels_and_data(trained: Trained) -> None:
+    metadata = json.loads((trained.folder / METADATA_FILE).read_text())
+    assert re.fullmatch(r"text-models/\d{8}-[0-9a-f]{10}", metadata["version"])
+    assert metadata["version"] == trained.models.version
+    assert 0 < trained.models.complaint_threshold < 1
+    assert 0 < trained.models.civic_threshold < 1
+    assert set(trained.models.labels) == set(datasets.load_label_map().values())
+    assert {"python", "scikit-learn", "numpy"} <= set(metadata["libraries"])
+    for source in Source:
+        provenance = metadata["data"][source.value]
+        path = datasets.data_file(DATA, source)
+        assert provenance["file"] == path.name
+        assert provenance["sha256"] == datasets.sha256_of(path)
+        assert provenance["train_rows"] + provenance["heldout_rows"] == provenance["rows"]
+
+
+def test_metrics_hold_heldout_and_cv_figures_per_head(trained: Trained) -> None:
+    metrics = json.loads((trained.folder / "metrics.json").read_text())
+    assert set(metrics["heldout"]) == HEADS
+    for head in ("complaint", "civic"):
+        assert {"precision", "recall", "f1", "macro_f1", "accuracy", "n"} <= set(
+            metrics["heldout"][head]
+        )
+        assert 0 <= metrics["cv"][head]["f1"] <= 1
+    category = metrics["heldout"]["category"]
+    assert category["labels"] == sorted(category["per_class"])
+    assert sum(sum(row) for row in category["confusion"]["rows"].values()) == category["n"]
+    assert 0 <= metrics["cv"]["category"]["macro_f1"] <= 1
+
+
+def test_heldout_csv_reproduces_the_training_figures(trained: Trained) -> None:
+    metrics = json.loads((trained.folder / "metrics.json").read_text())
+    for task in ("complaint", "civic", "category"):
+        result = CliRunner().invoke(
+            app,
+            [
+                "eval",
+                str(trained.folder / "heldout" / f"{task}.csv"),
+                "--task",
+                task,
+                "--models",
+                str(trained.folder),
+                "--json",
+            ],
+            env={"COLUMNS": "200"},
+        )
+        assert result.exit_code == 0, result.output
+        figures = json.loads(result.stdout)
+        expected = metrics["heldout"][task]
+        assert figures["n"] == expected["n"]
+        for key in ("f1", "macro_f1", "accuracy"):
+            if key in expected:
+                assert figures[key] == expected[key]
+
+
+def test_scores_are_probabilities_over_the_labels(trained: Trained) -> None:
+    scores = trained.models.score(["the streetlight on my block has been out for weeks"])
+    (score,) = scores
+    assert 0 <= score.complaint <= 1 and 0 <= score.civic <= 1
+    assert set(score.category_scores) == set(trained.models.labels)
+    assert sum(score.category_scores.values()) == pytest.approx(1.0, abs=1e-6)
+    assert score.category_score == max(score.category_scores.values())
+    assert score.category_scores[score.category] == score.category_score
+
+
+def test_what_the_heads_learnt(trained: Trained) -> None:
+    models = trained.models
+    pothole, garbage, chatter = models.score(
+        [
+            "Huge potholes all along the main road, nobody has fixed them for months",
+            "Garbage has been dumped on the corner for two weeks and it stinks",
+            "Had a lovely lunch with my sister today, what a sunny afternoon",
+        ]
+    )
+    assert pothole.category == "pothole"
+    assert garbage.category == "trash_dumping"
+    assert pothole.civic > chatter.civic and garbage.civic > chatter.civic
+    assert pothole.complaint > chatter.complaint
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   ",
+        "😀😡🔥" * 5,
+        "https://t.co/abc http://x.org/y",
+        "x" * 100_000,
+        "bad \ud800 \udfff",
+    ],
+)
+def test_bad_input_scores_without_crashing(trained: Trained, text: str) -> None:
+    (score,) = trained.models.score([text])
+    assert 0 <= score.complaint <= 1
+    assert score.category in trained.models.labels
+
+
+def test_an_empty_batch_scores_to_nothing(trained: Trained) -> None:
+    assert trained.models.score([]) == []
+
+
+def test_ensure_models_loads_a_trained_folder_without_training(trained: Trained) -> None:
+    models = ensure_models(trained.folder, Path("/nonexistent/data"))
+    assert models.version == trained.models.version
+
+
+def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="overheard train"):
+        TextModels.load(tmp_path / "absent")
+    assert issubclass(ModelError, ConfigError)
+
+
+def test_ensure_models_without_data_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="labelled data absent"):
+        ensure_models(tmp_path / "models", tmp_path / "no-data")
+
+
+def _copy(trained: Trained, tmp_path: Path) -> Path:
+    folder = tmp_path / "copy"
+    shutil.copytree(trained.folder, folder)
+    return folder
+
+
+def test_incomplete_folder_is_a_clear_error(trained: Trained, tmp_path: Path) -> None:
+    folder = _copy(trained, tmp_path)
+    (folder / MODEL_FILE).unlink()
+    with pytest.raises(ModelError, match=r"incomplete \(missing model.joblib\)"):
+        TextModels.load(folder)
+
+
+def test_corrupt_model_is_a_clear_error(trained: Trained, tmp_path: Path) -> None:
+    folder = _copy(trained, tmp_path)
+    (folder / MODEL_FILE).write_bytes(b"not a pickle at all")
+    with pytest.raises(ModelError, match="cannot be loaded"):
+        TextModels.load(folder)
+
+
+def test_corrupt_metadata_is_a_clear_error(trained: Trained, tmp_path: Path) -> None:
+    folder = _copy(trained, tmp_path)
+    (folder / METADATA_FILE).write_text("{")
+    with pytest.raises(ModelError, match="unreadable"):
+        TextModels.load(folder)
+
+
+@pytest.mark.parametrize(("library", "version"), [("scikit-learn", "0.24.2"), ("python", "3.8.10")])
+def test_models_from_another_version_are_refused(
+    trained: Trained, tmp_path: Path, library: str, version: str
+) -> None:
+    folder = _copy(trained, tmp_path)
+    metadata = json.loads((folder / METADATA_FILE).read_text())
+    metadata["libraries"][library] = version
+    (folder / METADATA_FILE).write_text(json.dumps(metadata))
+    with pytest.raises(ModelError, match=f"built with {library} {re.escape(version)}"):
+        TextModels.load(folder)
