@@ -9,7 +9,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
 
 from overheard.model import Issue
 
@@ -74,3 +75,43 @@ class BaseSink(ABC):
     @abstractmethod
     def write(self, issues: Sequence[Issue]) -> list[Outcome]:
         """See `Sink.write`."""
+
+
+# -- optional capabilities: a sink has one when it has the method (isinstance discovers it) --
+
+
+@runtime_checkable
+class Forgetting(Protocol):
+    """A sink that keeps post text or authors, and can drop them (`overheard forget`)."""
+
+    def forget(self, post_id: str | None = None, author_key: str | None = None) -> int:
+        """Remove the text and author of the post `post_id`, or of every post whose
+        author's pseudonym is `author_key`; keep the issue, its category and location.
+
+        Returns how many records changed: 0 when there was nothing (left) to forget,
+        so that forgetting twice is harmless.
+        """
+        ...
+
+
+@runtime_checkable
+class Retaining(Protocol):
+    """A sink that can drop post text past its retention (`overheard retention apply`)."""
+
+    def drop_text_before(self, cutoff: datetime) -> int:
+        """Drop the text of posts made before `cutoff`; keep the issues. Returns how many
+        records changed (0 on a repeat)."""
+        ...
+
+
+def without_text(issue: dict[str, Any]) -> dict[str, Any]:
+    """An issue's JSON without what forget and retention drop: the post's text, the
+    submission's title (Reddit) and the author (pseudonym included). Location, category,
+    scores and the post's id and URL stay."""
+    post = dict(issue.get("post") or {})
+    post.pop("text", None)
+    post["author"] = {}
+    thread = dict(post.get("thread") or {})
+    thread.pop("title", None)
+    post["thread"] = thread
+    return {**issue, "post": post}

@@ -20,25 +20,36 @@ skipped, never fatal.
 Only one sink may write a directory at a time (it alone knows which ids are
 there): `open` takes an exclusive lock on `<directory>/.lock`, and raises
 `TransientError` while another process holds it.
+
+Forget and retention rewrite a day file whole: the new content goes to a temporary
+file in the same directory, is `fsync`ed, then renamed over the old one, so a reader
+or a crash sees the old file or the new one. `forget` removes the post's lines and
+appends their issue ids to `<directory>/.forgotten`, which `open` reads with the
+ids present, so a redelivered issue is never written back. Retention
+(`drop_text_before`) keeps each line but drops the post's text and author from it
+(the line is then no longer a valid `Issue`: it has no text).
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
 import logging
 import os
 import re
+import tempfile
+import threading
 import uuid
-from collections.abc import Iterator, Sequence
-from datetime import date
+from collections.abc import Callable, Iterator, Sequence
+from datetime import date, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, NoReturn
 
 from overheard.errors import TransientError
 from overheard.model import Issue
-from overheard.sinks.base import WRITTEN, BaseSink, Outcome
+from overheard.sinks.base import WRITTEN, BaseSink, Outcome, without_text
 
 if TYPE_CHECKING:
     from overheard.settings import Settings
@@ -48,6 +59,8 @@ log = logging.getLogger(__name__)
 #: The files this sink owns in its directory.
 FILE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}\.jsonl$")
 LOCK_NAME = ".lock"
+#: Issue ids of forgotten posts, one a line: never written again.
+FORGOTTEN_NAME = ".forgotten"
 
 #: Failures of the disk that may pass (space freed, a device or NFS server back).
 #: Anything else (EACCES, EPERM, EROFS, ENOTDIR, ...) is a broken setup: raised as it
@@ -85,6 +98,8 @@ class JsonlSink(BaseSink):
         self.directory = Path(directory)
         self._seen: set[uuid.UUID] = set()
         self._lock: IO[bytes] | None = None
+        #: Serialises `write` with `forget` and retention, which may run in another thread.
+        self._mutex = threading.Lock()
 
     def __repr__(self) -> str:
         return f"JsonlSink({str(self.directory)!r})"
@@ -99,6 +114,7 @@ class JsonlSink(BaseSink):
             for path in self.files():
                 _repair_tail(path)
                 seen.update(_ids_in(path))
+            seen.update(_forgotten_ids(self.directory / FORGOTTEN_NAME))
         except OSError as exc:
             self._release_lock()
             _raise(exc, f"cannot prepare {self.directory}")
@@ -117,6 +133,109 @@ class JsonlSink(BaseSink):
         return sorted(p for p in self.directory.iterdir() if FILE_PATTERN.match(p.name))
 
     def write(self, issues: Sequence[Issue]) -> list[Outcome]:
+        with self._mutex:
+            return self._write(issues)
+
+    def forget(self, post_id: str | None = None, author_key: str | None = None) -> int:
+        """Remove the lines of the post `post_id`, or of every post of the pseudonym
+        `author_key`, and remember their ids; returns the lines removed."""
+        if post_id is None and author_key is None:
+            raise ValueError("forget needs a post id or an author key")
+
+        def matches(issue: dict[str, object]) -> bool:
+            post = issue.get("post")
+            if not isinstance(post, dict):
+                return False
+            author = post.get("author")
+            key = author.get("key") if isinstance(author, dict) else None
+            return (post_id is not None and post.get("id") == post_id) or (
+                author_key is not None and key == author_key
+            )
+
+        removed: list[str] = []
+
+        def drop(issue: dict[str, object]) -> dict[str, object] | None:
+            if matches(issue):
+                removed.append(str(issue["id"]))
+                return None
+            return issue
+
+        with self._mutex:
+            self._require_open()
+            for path in self.files():
+                count = len(removed)
+                self._rewrite(path, drop)
+                if len(removed) > count:
+                    # Remembered before the next file, so a crash never forgets the ids.
+                    self._remember(removed[count:])
+        return len(removed)
+
+    def drop_text_before(self, cutoff: datetime) -> int:
+        """Retention: drop the post's text and author from every line of a post made before
+        `cutoff` that still has them (only day files up to `cutoff`'s day are read);
+        returns the lines changed."""
+        changed = 0
+
+        def strip(issue: dict[str, object]) -> dict[str, object]:
+            nonlocal changed
+            post = issue.get("post")
+            if not isinstance(post, dict) or not ("text" in post or post.get("author")):
+                return issue
+            try:
+                made = datetime.fromisoformat(str(post.get("created_at")))
+            except ValueError:
+                return issue  # not a post this sink wrote
+            if made >= cutoff:
+                return issue
+            changed += 1
+            return without_text(issue)
+
+        with self._mutex:
+            self._require_open()
+            for path in self.files():
+                if date.fromisoformat(path.name.removesuffix(".jsonl")) <= cutoff.date():
+                    self._rewrite(path, strip)
+        return changed
+
+    def _require_open(self) -> None:
+        if self._lock is None:
+            raise RuntimeError("JsonlSink used before open()")
+
+    def _rewrite(
+        self, path: Path, change: Callable[[dict[str, object]], dict[str, object] | None]
+    ) -> None:
+        """Replace `path` by its lines passed through `change` (None drops a line), atomically;
+        leave it alone when nothing changed."""
+        lines: list[bytes] = []
+        changed = False
+        try:
+            with open(path, "rb") as file:
+                for line in file:
+                    try:
+                        issue = json.loads(line)
+                    except ValueError:
+                        lines.append(line)  # not ours (logged by open): kept as it is
+                        continue
+                    after = change(issue) if isinstance(issue, dict) else issue
+                    if after is not issue:
+                        changed = True
+                    if after is not None:
+                        lines.append(line if after is issue else _line(after))
+            if changed:
+                _replace_atomically(path, b"".join(lines))
+        except OSError as exc:
+            _raise(exc, f"cannot rewrite {path}")
+
+    def _remember(self, issue_ids: Sequence[str]) -> None:
+        try:
+            self._append(
+                self.directory / FORGOTTEN_NAME, "".join(f"{i}\n" for i in issue_ids).encode()
+            )
+        except OSError as exc:
+            _raise(exc, f"cannot write to {self.directory / FORGOTTEN_NAME}")
+        self._seen.update(uuid.UUID(i) for i in issue_ids)
+
+    def _write(self, issues: Sequence[Issue]) -> list[Outcome]:
         if self._lock is None:
             raise RuntimeError("JsonlSink.write before open()")
         by_file: dict[str, list[Issue]] = {}
@@ -226,6 +345,36 @@ def _ids_in(path: Path) -> Iterator[uuid.UUID]:
                 yield uuid.UUID(json.loads(line)["id"])
             except (ValueError, KeyError, TypeError):
                 log.warning("%s:%d is not an issue written by this sink; skipped", path, number)
+
+
+def _line(issue: dict[str, object]) -> bytes:
+    return json.dumps(issue, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+
+
+def _replace_atomically(path: Path, data: bytes) -> None:
+    """Write `data` to a temporary file beside `path`, fsync it, rename it over `path`."""
+    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(partial, 0o644)
+        os.replace(partial, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(partial)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _forgotten_ids(path: Path) -> Iterator[uuid.UUID]:
+    if not path.exists():
+        return
+    with open(path, encoding="ascii") as file:
+        for line in file:
+            with contextlib.suppress(ValueError):
+                yield uuid.UUID(line.strip())
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -6,7 +6,9 @@ and ``GET services/{code}.json`` for those with ``metadata: true``), creates the
 with ``POST requests.json`` (form-encoded):
 
 - ``api_key``, ``jurisdiction_id`` (when set), ``service_code``, ``lat``, ``long``;
-- ``description``: the post's text, a blank line, then ``overheard issue <id>: <post URL>``;
+- ``description``: the post's text, a blank line, then ``overheard issue <id>: <post URL>``
+  (preceded by ``reported by @<handle> on <platform>`` only when the profile's ``[privacy]
+  handle_to_311`` lets the handle through `overheard.privacy`);
   plain text, at most 4000 characters (the text is cut at a word and ends with "…"; the
   last line always survives, because finding a request again relies on it);
 - ``media_url``: the post's URL (when it is http(s));
@@ -205,6 +207,8 @@ def describe_issue(issue: Issue, limit: int = MAX_DESCRIPTION) -> str:
     footer = f"overheard issue {issue.id}"
     if issue.post.url:
         footer += f": {issue.post.url}"
+    if issue.post.author.handle:  # only when the profile's [privacy] handle_to_311 allows it
+        footer = f"reported by @{issue.post.author.handle} on {issue.post.platform}\n{footer}"
     text = issue.post.text.replace("\r\n", "\n").replace("\r", "\n").strip()
     room = limit - len(footer) - 2
     if len(text) > room:
@@ -766,6 +770,17 @@ class Open311Sink(BaseSink):
         return resolved
 
     # -- reading the ledger
+
+    def forget(self, post_id: str | None = None, author_key: str | None = None) -> int:
+        """Record in the ledger that the post (or author) was forgotten; nothing else: the
+        city already received the request, and only the city can change it. Returns the
+        subjects newly recorded (0 on a repeat)."""
+        if post_id is None and author_key is None:
+            raise ValueError("forget needs a post id or an author key")
+        subjects = [f"post:{post_id}"] if post_id is not None else []
+        subjects += [f"author:{author_key}"] if author_key is not None else []
+        now = datetime.now(UTC)
+        return sum(self._ledger.record_forget(subject, now) for subject in subjects)
 
     def ledger_entry(self, issue_id: uuid.UUID) -> LedgerEntry | None:
         """What the ledger knows of an issue (for acknowledgements and tests)."""

@@ -27,6 +27,11 @@ table in a database of its own (``[open311] ledger_url``), and this is its first
 to its columns should move it to the SQL sink's approach (``overheard.sinks.sql.migrate``:
 Alembic configured in code, its own version table) with this schema as revision 0001.
 
+A second table, ``open311_forgotten`` (``subject`` ``post:<post id>`` or
+``author:<pseudonym>``, ``forgotten_at``), records each ``overheard forget``: the city already
+holds what it was sent, so forgetting changes nothing else here. ``create_all`` adds it to a
+ledger made before it existed.
+
 The engine (SQLite with WAL and ``BEGIN IMMEDIATE``, PostgreSQL with a connect timeout,
 parameters kept out of errors) and the classification of database errors are the SQL
 sink's: a database that is down or busy raises `TransientError`; anything else is raised
@@ -92,6 +97,14 @@ ledger_table = Table(
     CheckConstraint(f"state != '{FILED}' OR service_request_id IS NOT NULL", name="filed_has_id"),
     CheckConstraint(f"state != '{TOKEN}' OR token IS NOT NULL", name="token_has_token"),
     Index(None, "state"),
+)
+
+
+forgotten_table = Table(
+    "open311_forgotten",
+    metadata,
+    Column("subject", String, primary_key=True, comment="post:<post id> or author:<pseudonym>"),
+    Column("forgotten_at", UtcDateTime, nullable=False),
 )
 
 
@@ -206,6 +219,13 @@ class Ledger:
         )
         with self._guard("write"), self._engine.begin() as connection:
             connection.execute(statement)
+
+    def record_forget(self, subject: str, now: datetime) -> bool:
+        """Record that a post or an author was forgotten; False when it already was."""
+        insert = self._dialect_insert(forgotten_table).values(subject=subject, forgotten_at=now)
+        with self._guard("write"), self._engine.begin() as connection:
+            result = connection.execute(insert.on_conflict_do_nothing())
+        return bool(result.rowcount)
 
     def pending_tokens(self, limit: int | None = None) -> list[LedgerEntry]:
         """Rows in state ``token``, the least recently tried first."""

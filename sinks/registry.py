@@ -95,7 +95,8 @@ def discover(*, load: bool = True) -> dict[str, Found]:
 
 
 def create_sink(name: str, settings: Settings) -> Sink:
-    """The sink `name`, made by its factory from `settings` (only that entry point is loaded)."""
+    """The sink `name`, made by its factory from `settings` (only that entry point is
+    loaded), wrapped in `overheard.privacy.PrivateSink` (its `inner` is the factory's)."""
     found = discover(load=False)
     if name not in found:
         known = ", ".join(sorted(found)) or "none"
@@ -109,7 +110,10 @@ def create_sink(name: str, settings: Settings) -> Sink:
     sink = chosen.factory(settings)
     if not isinstance(sink, Sink):
         raise ConfigError(f"sinks: {name!r} ({chosen.value}) is not a Sink")
-    return sink
+    # Every sink the runtime makes gets pseudonymised authors and an audit trail.
+    from overheard.privacy import guard
+
+    return guard(sink, settings)
 
 
 def _describe(exc: BaseException) -> str:

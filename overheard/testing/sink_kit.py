@@ -33,6 +33,16 @@ Optional fixtures, which skip the checks that need them when left out:
 - ``issue_maker``: the issues to write, for a sink that must refuse some of the kit's
   own (a 311 sink whose services need a location, or other service codes): a callable
   ``(count, *, start=0, city="baltimore") -> list[Issue]``; `make_issues` by default.
+- ``stored_text``: a callable returning everything the sink's storage holds (and, for a
+  sink that sends issues on, what the receiver got) as one string. With it the kit checks
+  that issues written as the runtime writes them (through `overheard.privacy.PrivateSink`)
+  leave no raw author id or handle there, and that `forget` removes the post's text.
+- ``forget_removes_text``: False for a sink whose `forget` only records the request
+  because the text went to someone else (the open311 sink); True by default.
+
+Sinks with the optional ``forget`` capability (`overheard.sinks.base.Forgetting`) are
+checked for it: a forgotten post's text and author are gone (with ``stored_text``), a
+repeat changes nothing, and a redelivered issue does not bring them back.
 
 ``from overheard.testing.sink_kit import SinkConformance`` is all a test module needs.
 Installing overheard also registers this module as a pytest plugin (entry point
@@ -52,6 +62,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from overheard.errors import TransientError
 from overheard.model import (
@@ -68,7 +79,8 @@ from overheard.model import (
     Thread,
     Versions,
 )
-from overheard.sinks.base import Rejected, Retry, Sink, Written
+from overheard.privacy import PrivateSink, Pseudonymiser
+from overheard.sinks.base import Forgetting, Rejected, Retry, Sink, Written
 
 __all__ = ["POSTED_ON", "IssueMaker", "SinkConformance", "make_issue", "make_issues"]
 
@@ -234,6 +246,16 @@ class SinkConformance:
         ``(count, *, start=0, city="baltimore")`` and returns `count` different issues,
         the same ones for the same arguments, all of which the sink must be able to write."""
         return make_issues
+
+    @pytest.fixture
+    def stored_text(self) -> Callable[[], str] | None:
+        """Optional: everything the storage holds (and receivers got), as one string."""
+        return None
+
+    @pytest.fixture
+    def forget_removes_text(self) -> bool:
+        """Optional: False when `forget` only records the request (a 311 sink)."""
+        return True
 
     # -- the kit's own fixture -----------------------------------------------------------------
 
@@ -416,6 +438,74 @@ class SinkConformance:
         shown.extend(caplog.text.splitlines())
         leaks = sorted({secret for secret in secrets for text in shown if secret in text})
         assert not leaks, f"secrets appear in logs, reprs or errors: {len(leaks)} of them"
+
+    # -- privacy ---------------------------------------------------------------------------------
+
+    def test_no_raw_author_reaches_the_storage_by_default(
+        self,
+        open_sink: Callable[[], Sink],
+        issue_maker: IssueMaker,
+        stored_text: Callable[[], str] | None,
+    ) -> None:
+        if stored_text is None:
+            pytest.skip("no `stored_text` fixture: what the storage holds cannot be searched")
+        issues = issue_maker(7)
+        _all_written(_as_the_runtime_writes(open_sink()).write(issues), issues)
+        held = stored_text()
+        raw = {v for i in issues for v in (i.post.author.id, i.post.author.handle) if v}
+        leaked = sorted(value for value in raw if value in held)
+        assert not leaked, (
+            f"raw author ids or handles reached the storage: {leaked}; a sink must store "
+            "only the pseudonym (Author.key) the runtime gives it"
+        )
+
+    def test_forget_removes_text_and_author_once(
+        self,
+        open_sink: Callable[[], Sink],
+        issue_maker: IssueMaker,
+        read_back: Callable[[], Iterable[Any]],
+        stored_text: Callable[[], str] | None,
+        forget_removes_text: bool,
+    ) -> None:
+        made = open_sink()
+        if not isinstance(made, Forgetting):
+            pytest.skip("the sink has no `forget`: it keeps no post text or author")
+        private = _as_the_runtime_writes(made)
+        made_issues = issue_maker(8)
+        # Four texts, one author twice: issues n and n + 7 of the kit share an author.
+        issues = [*made_issues[:4], made_issues[7]]
+        _all_written(private.write(issues), issues)
+        victim, others = issues[1], [i for i in issues if i is not issues[1]]
+        first = made.forget(post_id=victim.post.id)
+        assert isinstance(first, int) and first >= 1, (
+            f"forgetting a post the sink holds must change something, and say so: {first!r}"
+        )
+        assert made.forget(post_id=victim.post.id) == 0, "forgetting twice changes nothing"
+        _all_written(private.write(issues), issues)  # redelivered after the forget
+        held = _held(read_back)
+        assert all(held[str(i.id)] == 1 for i in others), "forget must touch only that post"
+        assert held[str(victim.id)] <= 1, "a redelivered forgotten issue must not be stored again"
+        if stored_text is not None and forget_removes_text:
+            assert victim.post.text not in stored_text(), (
+                "the forgotten post's text is still stored (or came back with a redelivery)"
+            )
+        author = issues[0].post.author.id
+        assert author is not None and author == issues[4].post.author.id
+        key = _KIT_PSEUDONYMS.key_of(author)
+        assert key is not None
+        assert made.forget(author_key=key) >= (1 if forget_removes_text else 0)
+        assert made.forget(author_key=key) == 0, "forgetting an author twice changes nothing"
+        if stored_text is not None and forget_removes_text:
+            assert key not in stored_text(), "the forgotten author's pseudonym is still stored"
+
+
+#: The pseudonymiser the kit writes with, as the runtime would with its configured key.
+_KIT_PSEUDONYMS = Pseudonymiser(SecretStr("sink-kit-author-key"), "kit")
+
+
+def _as_the_runtime_writes(made: Sink) -> Sink:
+    """`made` as `overheard.sinks.registry.create_sink` hands it to the runtime."""
+    return PrivateSink(made, _KIT_PSEUDONYMS, None)
 
 
 def _write_while_down(made: Sink, issues: Sequence[Issue]) -> None:

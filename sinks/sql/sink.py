@@ -10,13 +10,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import sqlalchemy
-from sqlalchemy import URL, Connection, Engine, Insert, event, func, make_url, select
+from sqlalchemy import (
+    URL,
+    ColumnElement,
+    Connection,
+    Engine,
+    Insert,
+    event,
+    func,
+    make_url,
+    or_,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from overheard.errors import ConfigError, TransientError
 from overheard.model import Issue
-from overheard.sinks.base import WRITTEN, BaseSink, Outcome, Rejected
+from overheard.sinks.base import WRITTEN, BaseSink, Outcome, Rejected, without_text
 from overheard.sinks.sql import migrate
 from overheard.sinks.sql.failures import Failure, classify, describe
 from overheard.sinks.sql.tables import issues as issues_table
@@ -25,6 +36,10 @@ if TYPE_CHECKING:
     from overheard.settings import Settings
 
 log = logging.getLogger(__name__)
+
+#: `text_dropped_by`: why a row lost its text and author.
+FORGET = "forget"
+RETENTION = "retention"
 
 
 def from_settings(settings: Settings) -> SqlSink:
@@ -42,6 +57,9 @@ class SqlSink(BaseSink):
     issue by issue, each in its own SAVEPOINT, to reject only the rows it
     refuses. When the database is unreachable or busy, `write` raises
     `TransientError` and the runtime retries the batch.
+
+    `forget` and `drop_text_before` (retention) empty a row's text and author but keep
+    the row, so a redelivered issue still finds its id taken and never brings them back.
     """
 
     name = "sql"
@@ -125,6 +143,51 @@ class SqlSink(BaseSink):
         if classify(exc) is Failure.TRANSIENT:
             raise TransientError(f"{doing} {self._masked_url}: {describe(exc)}") from exc
         raise exc
+
+    def forget(self, post_id: str | None = None, author_key: str | None = None) -> int:
+        """Drop the text and author of a post, or of every post of one author's pseudonym,
+        from its rows (columns and the stored issue's JSON); the issues stay. Returns the rows
+        changed: 0 when they were forgotten already."""
+        if post_id is None and author_key is None:
+            raise ValueError("forget needs a post id or an author key")
+        conditions = []
+        if post_id is not None:
+            conditions.append(issues_table.c.post_id == post_id)
+        if author_key is not None:
+            conditions.append(issues_table.c.author_key == author_key)
+        return self._drop_text(or_(*conditions), FORGET, datetime.now(UTC))
+
+    def drop_text_before(self, cutoff: datetime) -> int:
+        """Retention: drop the text and author of posts made before `cutoff`; the issues and
+        their locations stay. Returns the rows changed (0 on a repeat)."""
+        return self._drop_text(
+            issues_table.c.post_created_at < cutoff, RETENTION, datetime.now(UTC)
+        )
+
+    def _drop_text(self, which: ColumnElement[bool], by: str, now: datetime) -> int:
+        query = select(issues_table.c.id, issues_table.c.issue).where(
+            which, issues_table.c.text_dropped_at.is_(None)
+        )
+        changed = 0
+        try:
+            with self._engine.begin() as connection:
+                for row_id, issue in connection.execute(query).all():
+                    connection.execute(
+                        issues_table.update()
+                        .where(issues_table.c.id == row_id)
+                        .values(
+                            text=None,
+                            author_key=None,
+                            author_key_id=None,
+                            issue=without_text(issue),
+                            text_dropped_at=now,
+                            text_dropped_by=by,
+                        )
+                    )
+                    changed += 1
+        except DBAPIError as exc:
+            self._raise_for_batch(exc, "cannot drop text in")
+        return changed
 
     def count_issues(self, city: str) -> int:
         """How many issues of `city` the database holds."""
@@ -226,8 +289,8 @@ def _row(issue: Issue, written_at: datetime) -> dict[str, Any]:
         "platform": post.platform.value,
         "post_url": post.url,
         "post_created_at": post.created_at,
-        "author_id": post.author.id,
-        "author_handle": post.author.handle,
+        "author_key": post.author.key,
+        "author_key_id": post.author.key_id,
         "text": post.text,
         "category": issue.category.name,
         "service_code": issue.category.service_code,

@@ -86,9 +86,19 @@ issues = Table(
     Column("platform", String, nullable=False),
     Column("post_url", Text),
     Column("post_created_at", UtcDateTime, nullable=False),
-    Column("author_id", String),
-    Column("author_handle", String),
-    Column("text", Text, nullable=False),
+    Column(
+        "author_key",
+        String,
+        comment="HMAC-SHA256 pseudonym of the author id (overheard.privacy); never the id",
+    ),
+    Column("author_key_id", String, comment="[privacy] key_id of the key that made author_key"),
+    Column("text", Text, comment="the post's text; NULL once forgotten or past retention"),
+    Column(
+        "text_dropped_at",
+        UtcDateTime,
+        comment="when forget or retention dropped the text and author",
+    ),
+    Column("text_dropped_by", String, comment="forget | retention"),
     Column("category", String, nullable=False),
     Column("service_code", String, comment="the city's 311 service code"),
     Column("complaint_score", Float, nullable=False),
@@ -140,4 +150,5 @@ issues = Table(
     ),
     Index(None, "city", "category"),
     Index(None, "post_id"),
+    Index(None, "author_key"),
 )

@@ -26,7 +26,7 @@ import pytest
 
 from overheard.errors import TransientError
 from overheard.sinks.base import WRITTEN, BaseSink, Rejected, Retry
-from overheard.testing.sink_kit import SinkConformance
+from overheard.testing.sink_kit import SinkConformance, make_issues
 
 SECRET = "hunter2-api-key"
 log = logging.getLogger("integrator.sink")
@@ -35,7 +35,15 @@ log = logging.getLogger("integrator.sink")
 class Store:
     def __init__(self):
         self.records = []
+        self.forgotten = set()
+        self.notes = []
         self.down = False
+
+
+#: What a badly written sink could look up about the kit's authors: issue id -> raw id.
+RAW_AUTHORS = {
+    str(issue.id): issue.post.author.id for issue in make_issues(600)
+}
 
 
 class GoodSink(BaseSink):
@@ -50,13 +58,39 @@ class GoodSink(BaseSink):
     def write(self, issues):
         if self.store.down:
             raise TransientError("the store is down")
-        held = {r.id for r in self.store.records}
+        held = {r.id for r in self.store.records} | self.store.forgotten
         for issue in issues:
             if issue.id not in held:
                 self.store.records.append(issue)
                 held.add(issue.id)
         log.debug("wrote %d issues", len(issues))
         return [WRITTEN] * len(issues)
+
+
+    def forget(self, post_id=None, author_key=None):
+        gone = [
+            r for r in self.store.records
+            if r.post.id == post_id or (author_key and r.post.author.key == author_key)
+        ]
+        self.store.records = [r for r in self.store.records if r not in gone]
+        self.store.forgotten.update(r.id for r in gone)
+        return len(gone)
+
+
+class RawAuthorSink(GoodSink):
+    """Looks the raw author up again (here: from a side table) and stores it."""
+
+    def write(self, issues):
+        for issue in issues:
+            self.store.notes.append(RAW_AUTHORS.get(str(issue.id), ""))
+        return super().write(issues)
+
+
+class PretendsToForget(GoodSink):
+    """Says it forgot, keeps everything."""
+
+    def forget(self, post_id=None, author_key=None):
+        return 1
 
 
 class DuplicatingSink(GoodSink):
@@ -132,6 +166,10 @@ class Base(SinkConformance):
     @pytest.fixture
     def secrets(self):
         return [SECRET]
+
+    @pytest.fixture
+    def stored_text(self, store):
+        return lambda: repr(store.records) + repr(store.notes)
 '''
 
 ALL_CHECKS = sorted(name for name in dir(SinkConformance) if name.startswith("test_"))
@@ -140,6 +178,7 @@ IDEMPOTENCY = [
     "test_a_redelivered_issue_is_written_and_stored_once",
     "test_a_restarted_sink_stores_a_redelivery_once",
     "test_a_target_that_is_down_means_retry_never_rejected",
+    "test_forget_removes_text_and_author_once",
     "test_the_same_issue_twice_in_one_batch_is_stored_once",
 ]
 
@@ -164,8 +203,10 @@ def test_the_checks_are_the_ones_documented() -> None:
         "test_a_restarted_sink_stores_a_redelivery_once",
         "test_a_target_that_is_down_means_retry_never_rejected",
         "test_an_empty_batch_writes_nothing",
+        "test_forget_removes_text_and_author_once",
         "test_is_a_sink_with_a_name",
         "test_issues_of_one_post_in_two_cities_are_two_records",
+        "test_no_raw_author_reaches_the_storage_by_default",
         "test_secrets_are_never_logged_or_shown",
         "test_the_same_issue_twice_in_one_batch_is_stored_once",
         "test_writes_a_batch_with_one_outcome_per_issue_in_order",
@@ -225,6 +266,18 @@ def test_a_sink_that_logs_a_secret_fails(pytester: pytest.Pytester) -> None:
     assert failed == ["test_secrets_are_never_logged_or_shown"]
 
 
+def test_a_sink_that_stores_raw_authors_fails(pytester: pytest.Pytester) -> None:
+    outcomes = run_kit(pytester, "class TestRaw(Base):\n    kind = RawAuthorSink\n")
+    failed = sorted(name for name, outcome in outcomes.items() if outcome == "failed")
+    assert failed == ["test_no_raw_author_reaches_the_storage_by_default"]
+
+
+def test_a_sink_that_only_pretends_to_forget_fails(pytester: pytest.Pytester) -> None:
+    outcomes = run_kit(pytester, "class TestPretends(Base):\n    kind = PretendsToForget\n")
+    failed = sorted(name for name, outcome in outcomes.items() if outcome == "failed")
+    assert failed == ["test_forget_removes_text_and_author_once"]
+
+
 def test_optional_checks_skip_without_their_fixtures(pytester: pytest.Pytester) -> None:
     outcomes = run_kit(
         pytester,
@@ -248,6 +301,7 @@ def test_optional_checks_skip_without_their_fixtures(pytester: pytest.Pytester) 
         if name
         in (
             "test_a_target_that_is_down_means_retry_never_rejected",
+            "test_no_raw_author_reaches_the_storage_by_default",
             "test_secrets_are_never_logged_or_shown",
         )
         else "passed"

@@ -7,7 +7,7 @@ import os
 import re
 import sqlite3
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,18 @@ def sql_ids(url: str) -> list[str]:
         engine.dispose()
 
 
+def sql_everything(url: str) -> str:
+    """Every column of every row, as text: what the privacy checks search."""
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return "\n".join(
+                repr(dict(row)) for row in connection.execute(select(issues_table)).mappings()
+            )
+    finally:
+        engine.dispose()
+
+
 class TestSqlOnSqliteConformance(SinkConformance):
     @pytest.fixture
     def url(self, tmp_path: Path) -> str:
@@ -56,6 +68,10 @@ class TestSqlOnSqliteConformance(SinkConformance):
     @pytest.fixture
     def read_back(self, url: str) -> Callable[[], list[str]]:
         return lambda: sql_ids(url)
+
+    @pytest.fixture
+    def stored_text(self, url: str) -> Callable[[], str]:
+        return lambda: sql_everything(url)
 
     @pytest.fixture
     def make_unavailable(self, url: str) -> Callable[[Sink], Any]:
@@ -92,6 +108,10 @@ class TestSqlOnPostgresConformance(SinkConformance):
     @pytest.fixture
     def read_back(self, url: str) -> Callable[[], list[str]]:
         return lambda: sql_ids(url)
+
+    @pytest.fixture
+    def stored_text(self, url: str) -> Callable[[], str]:
+        return lambda: sql_everything(url)
 
     @pytest.fixture
     def secrets(self, url: str) -> list[str]:
@@ -138,6 +158,18 @@ class TestJsonlConformance(SinkConformance):
         return ids
 
     @pytest.fixture
+    def stored_text(self, directory: Path) -> Callable[[], str]:
+        # Every file, .forgotten included; JSON's \u escapes undone so texts compare.
+        return lambda: (
+            "\n".join(
+                json.dumps(json.loads(line), ensure_ascii=False)
+                for path in sorted(directory.glob("*.jsonl"))
+                for line in path.read_bytes().splitlines()
+            )
+            + "".join(p.read_text() for p in directory.glob(".forgotten"))
+        )
+
+    @pytest.fixture
     def make_unavailable(self, directory: Path) -> Callable[[Sink], Any]:
         @contextmanager
         def full(_sink: Sink) -> Iterator[None]:
@@ -179,6 +211,10 @@ class TestWebhookConformance(SinkConformance):
         return lambda: list(receiver.stored)
 
     @pytest.fixture
+    def stored_text(self, receiver: Receiver) -> Callable[[], str]:
+        return lambda: "\n".join(repr(value) for value in receiver.stored.values())
+
+    @pytest.fixture
     def secrets(self) -> list[str]:
         return [WEBHOOK_SECRET, "p4ss-kit-77", "tok-kit-88"]
 
@@ -197,6 +233,11 @@ OPEN311_KEY = "kit-open311-key-5f1d"
 #: Services of the test server's Baltimore list that need no attribute overheard cannot fill.
 OPEN311_CODES = ("BGE-StLight(s) Out", "SW-Dirty Alley", "SW-Graffiti Removal")
 ISSUE_LINE = re.compile(r"overheard issue ([0-9a-f-]{36})")
+
+
+def sqlite_dump(path: Path) -> list[str]:
+    with closing(sqlite3.connect(path)) as connection:
+        return list(connection.iterdump())
 
 
 def open311_issues(count: int, *, start: int = 0, city: str = "baltimore") -> list[Issue]:
@@ -239,6 +280,18 @@ class TestOpen311Conformance(SinkConformance):
     @pytest.fixture
     def issue_maker(self) -> IssueMaker:
         return open311_issues
+
+    @pytest.fixture
+    def stored_text(self, open311_server: Open311Server, tmp_path: Path) -> Callable[[], str]:
+        # What the city received, and the ledger (forget only records there).
+        return lambda: "\n".join(
+            [repr(request["form"]) for request in open311_server.requests()]
+            + sqlite_dump(tmp_path / "ledger.db")
+        )
+
+    @pytest.fixture
+    def forget_removes_text(self) -> bool:
+        return False  # the city already has the text; the ledger records the forget
 
     @pytest.fixture
     def make_unavailable(self, open311_server: Open311Server) -> Callable[[Sink], Any]:

@@ -67,7 +67,7 @@ def test_is_a_sink_named_jsonl_made_from_the_settings(tmp_path: Path) -> None:
     assert made.name == "jsonl"
     assert made.directory == tmp_path / "out"
     found = create_sink("jsonl", settings)
-    assert isinstance(found, JsonlSink)
+    assert isinstance(found.inner, JsonlSink)
     assert repr(found) == f"JsonlSink({str(tmp_path / 'out')!r})"
 
 

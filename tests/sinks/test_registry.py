@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from overheard.cli import app
 from overheard.errors import ConfigError
-from overheard.settings import Settings
+from overheard.privacy import PrivateSink
+from overheard.settings import AuditSettings, Settings
 from overheard.sinks.base import WRITTEN
 from overheard.sinks.registry import GROUP, create_sink, discover
 from overheard.sinks.sql import SqlSink
@@ -116,11 +117,13 @@ def test_discovering_without_loading_imports_nothing(site: Path) -> None:
     assert PACKAGE not in sys.modules
 
 
-def test_a_sink_from_another_package_is_created_by_name(site: Path) -> None:
-    sink = create_sink("memory", Settings())
-    assert type(sink).__module__ == PACKAGE
+def test_a_sink_from_another_package_is_created_by_name(site: Path, tmp_path: Path) -> None:
+    settings = Settings(audit=AuditSettings(url=f"sqlite:///{tmp_path / 'audit.db'}"))
+    sink = create_sink("memory", settings)
+    assert isinstance(sink, PrivateSink), "every sink is made pseudonymising and audited"
+    assert type(sink.inner).__module__ == PACKAGE
     assert sink.write([make_issue()]) == [WRITTEN]
-    assert isinstance(create_sink("sql", Settings()), SqlSink)
+    assert isinstance(create_sink("sql", settings).inner, SqlSink)
 
 
 def test_creating_a_broken_sink_says_why(site: Path) -> None:

@@ -132,11 +132,12 @@ def test_is_made_from_the_database_settings(tmp_path: Path) -> None:
 
 
 def test_open_migrates_to_head(db_url: str, db: Engine, sink: SqlSink) -> None:
-    assert migrate.current_revision(db) == migrate.head_revision() == "0002"
+    assert migrate.current_revision(db) == migrate.head_revision() == "0003"
     tables = set(inspect(db).get_table_names())
     assert {"issues", migrate.VERSION_TABLE} <= tables
     indexes = {ix["name"]: ix["column_names"] for ix in inspect(db).get_indexes("issues")}
     assert indexes == {
+        "ix_issues_author_key": ["author_key"],
         "ix_issues_city_category": ["city", "category"],
         "ix_issues_post_id": ["post_id"],
     }
@@ -165,7 +166,7 @@ def test_reopening_changes_nothing(db_url: str, db: Engine, sink: SqlSink) -> No
         if s.split()[0].upper() in {"CREATE", "ALTER", "DROP", "INSERT", "UPDATE", "DELETE"}
     ]
     assert changes == []
-    assert migrate.current_revision(db) == "0002"
+    assert migrate.current_revision(db) == "0003"
     assert stored(db) == before
 
 
@@ -191,7 +192,7 @@ def test_processes_starting_together_migrate_once(db_url: str, db: Engine) -> No
     assert errors == []
     with db.connect() as connection:
         versions = connection.execute(text(f"SELECT version_num FROM {migrate.VERSION_TABLE}"))
-        assert versions.scalars().all() == ["0002"]
+        assert versions.scalars().all() == ["0003"]
 
 
 # -- writing -----------------------------------------------------------------------------------

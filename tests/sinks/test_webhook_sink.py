@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from pydantic import SecretStr
 
 from overheard.errors import ConfigError
 from overheard.model import Issue
-from overheard.settings import Settings, WebhookSettings
+from overheard.settings import AuditSettings, Settings, WebhookSettings
 from overheard.sinks.base import WRITTEN, Rejected, Retry, Sink
 from overheard.sinks.registry import create_sink
 from overheard.sinks.webhook import (
@@ -65,13 +66,14 @@ def free_port() -> int:
 # -- settings ----------------------------------------------------------------------------------
 
 
-def test_is_made_from_the_webhook_settings(receiver: Receiver) -> None:
+def test_is_made_from_the_webhook_settings(receiver: Receiver, tmp_path: Path) -> None:
     settings = Settings(
         webhook=WebhookSettings(url=receiver.url, secret=SecretStr(SECRET), timeout_s=3),
         sinks=["webhook"],
+        audit=AuditSettings(url=f"sqlite:///{tmp_path / 'audit.db'}"),
     )
     made = create_sink("webhook", settings)
-    assert isinstance(made, WebhookSink) and isinstance(made, Sink)
+    assert isinstance(made.inner, WebhookSink) and isinstance(made, Sink)
     assert made.name == "webhook"
     made.open()
     assert made.write([make_issue()]) == [WRITTEN]

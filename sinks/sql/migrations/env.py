@@ -16,6 +16,19 @@ if connection is None:
         "run the SQL sink's migrations through overheard.sinks.sql.migrate, "
         "which passes Alembic a connection"
     )
-context.configure(connection=connection, target_metadata=metadata, version_table=VERSION_TABLE)
+
+
+def _ours(name: str | None, type_: str, _parents: object) -> bool:
+    """Autogenerate compares the sink's own tables only: the database may hold others
+    (the audit log, a city's own tables), which a migration must never drop."""
+    return type_ != "table" or name in metadata.tables
+
+
+context.configure(
+    connection=connection,
+    target_metadata=metadata,
+    version_table=VERSION_TABLE,
+    include_name=_ours,
+)
 with context.begin_transaction():
     context.run_migrations()
