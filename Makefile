@@ -4,22 +4,29 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint clean services
+.PHONY: run test bench lint clean services model
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## Replay the sample archive (r/baltimore, 2013) into SQLite under var/ and print a summary.
+## Replay the sample archive (r/baltimore, 2013) into SQLite under var/, print a summary and
+## write the report (map, GeoJSON, HTML) to var/report/.
 run: $(STAMP)
-	$(BIN)/overheard replay config/samples/reddit-baltimore-top-2013.csv --city baltimore
+	$(BIN)/overheard replay config/samples/reddit-baltimore-top-2013.csv --city baltimore \
+		--report var/report
+
+## Train the text models (complaint, civic, category) into var/models/ from ../shared/data,
+## printing their held-out figures.
+model: $(STAMP)
+	$(BIN)/overheard train
 
 ## The test suite, against a real Kafka broker and a real PostgreSQL that the session starts.
 test: $(STAMP) services
 	$(BIN)/python -m pytest
 
-## Install what the test session starts (PostgreSQL from Debian) when it is missing.
+## Install what the test session needs from Debian when it is missing (PostgreSQL, Chromium).
 services:
 	@sh tests/support/ensure-services.sh
 

@@ -55,6 +55,12 @@ class Author(_Part):
     handle: str | None = None
     #: The free-text location on the author's profile, where the platform gives one.
     profile_location: str | None = None
+    #: The author's pseudonym: hex HMAC-SHA256 of `id` (`overheard.privacy`). Sinks get
+    #: this instead of `id`, `handle` and `profile_location`. Left out of the JSON when
+    #: unset, so posts on the bus keep the shape readers before it know.
+    key: str | None = Field(default=None, exclude_if=lambda value: value is None)
+    #: Which key made `key` (`[privacy] key_id`), so that keys can be rotated.
+    key_id: str | None = Field(default=None, exclude_if=lambda value: value is None)
 
 
 class GeoPoint(_Part):

@@ -16,19 +16,23 @@ from pathlib import Path
 
 from overheard.bus.base import Bus, Producer, Topics
 from overheard.bus.memory import MemoryBus
+from overheard.cityshape import CityShape
 from overheard.classify.decide import Classifier
+from overheard.classify.textmodels import TextModels, ensure_models
 from overheard.deadletter import DeadLetter
-from overheard.geo.city import locator_for
+from overheard.errors import ModelError
+from overheard.geo.city import gazetteer_path, locator_for
 from overheard.ingest.archive import Position, iter_archive
 from overheard.ingest.checkpoint import CheckpointStore
 from overheard.model import Post
 from overheard.profile import CityProfile, load_profile
 from overheard.retry import retry_transient
-from overheard.settings import Settings
+from overheard.settings import ModelsSettings, Settings
 from overheard.sinks.base import Sink
 from overheard.sinks.registry import create_sink
 from overheard.stages import ClassifyStage, SinkStage, StageRunner
 from overheard.summary import Summary
+from overheard.whereabouts import Whereabouts
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +89,8 @@ class Pipeline:
     def classifier(self) -> Classifier:
         """The cascade for this city, locating with its gazetteer unless geo is off."""
         geo = self.settings.geo
-        locator = locator_for(self.profile, geo.gazetteer_dir) if geo.enabled else None
-        return Classifier(self.profile, locator)
+        locator = locator_for(self.profile, geo.gazetteer_dir, geo) if geo.enabled else None
+        return Classifier(self.profile, locator, text_models(self.settings.models))
 
     def classify_runner(self) -> StageRunner:
         stage = ClassifyStage(self.classifier(), self.topics.issues, self.group("classify"))
@@ -101,6 +105,27 @@ class Pipeline:
         )
 
 
+def text_models(settings: ModelsSettings) -> TextModels | None:
+    """The trained models, loaded (or trained first) at start-up.
+
+    Models that are there but broken, or absent when `required`, stop the start
+    with a `ModelError`; absent and impossible to train, the vocabulary decides
+    alone, said once here and on every issue (`versions.classifier`)."""
+    if not settings.enabled:
+        return None
+    directory = settings.directory
+    present = directory.is_dir() and any(directory.iterdir())
+    try:
+        if settings.train_if_missing:
+            return ensure_models(directory, settings.data_dir)
+        return TextModels.load(directory)
+    except ModelError as exc:
+        if present or settings.required:
+            raise
+        log.warning("%s; the city profile's vocabulary decides alone", exc)
+        return None
+
+
 def feed_archive(
     pipeline: Pipeline,
     path: Path,
@@ -108,13 +133,14 @@ def feed_archive(
     checkpoints: CheckpointStore | None = None,
     *,
     collected_at: datetime | None = None,
-    on_chunk: Callable[[], None] | None = None,
+    on_chunk: Callable[[Position], None] | None = None,
 ) -> None:
     """Send an archive's posts to the bus, `checkpoint_every` at a time.
 
     After each chunk the producer is flushed (every post acknowledged), then the
     checkpoint advances: a crash in between re-sends at most one chunk, which
     the classify stage absorbs (the same post yields the same issue id).
+    `on_chunk` is then given the position after the chunk.
     """
     settings = pipeline.settings
     start = checkpoints.load(path) if checkpoints is not None else None
@@ -128,13 +154,13 @@ def feed_archive(
             _commit_chunk(pipeline, producer, checkpoints, path, position)
             pending = 0
             if on_chunk is not None:
-                on_chunk()
+                on_chunk(position)
         if pipeline.stop.is_set():
             break
     if position is not None and pending:
         _commit_chunk(pipeline, producer, checkpoints, path, position)
         if on_chunk is not None:
-            on_chunk()
+            on_chunk(position)
 
 
 def _send(pipeline: Pipeline, producer: Producer, item: Post | DeadLetter) -> None:
@@ -174,22 +200,36 @@ def replay(
     archives: Iterable[Path],
     *,
     collected_at: datetime | None = None,
+    extra_sinks: Sequence[Sink] = (),
+    on_progress: Callable[[Position], None] | None = None,
 ) -> Summary:
-    """Run every stage in this process over the archives; returns what happened."""
+    """Run every stage in this process over the archives; returns what happened.
+
+    `extra_sinks` (already open) get every issue besides the configured sinks, as
+    the report does; `on_progress` is told the archive position after each chunk.
+    With geo on, the summary names the streets and neighbourhoods of located issues.
+    """
     pipeline.bus.ensure_topics()
     sinks = pipeline.open_sinks()
-    runners = [pipeline.classify_runner(), *(pipeline.sink_runner(sink) for sink in sinks)]
+    runners = [
+        pipeline.classify_runner(),
+        *(pipeline.sink_runner(sink) for sink in [*sinks, *extra_sinks]),
+    ]
+    geo = pipeline.settings.geo
+    gazetteer = gazetteer_path(pipeline.profile, geo.gazetteer_dir) if geo.enabled else None
+    if gazetteer is not None:
+        pipeline.summary.whereabouts = Whereabouts(CityShape.read(gazetteer))
     producer = pipeline.bus.producer()
     batch = pipeline.settings.bus.batch_size
+
+    def chunk_done(position: Position) -> None:
+        drain(runners, batch)
+        if on_progress is not None:
+            on_progress(position)
+
     try:
         for path in archives:
-            feed_archive(
-                pipeline,
-                path,
-                producer,
-                collected_at=collected_at,
-                on_chunk=lambda: drain(runners, batch),
-            )
+            feed_archive(pipeline, path, producer, collected_at=collected_at, on_chunk=chunk_done)
         drain(runners, batch)
     finally:
         for runner in runners:

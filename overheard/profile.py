@@ -125,12 +125,43 @@ class Decision(_Strict):
     #: in training (recorded in the model's metadata) applies.
     complaint_threshold: Score | None = None
     civic_threshold: Score | None = None
+    #: A post the civic model is this sure about reports a civic problem, which is a
+    #: complaint even when nothing in it sounds like one ("garbage dumped by the school").
+    civic_report_threshold: Score = 0.6
     #: The category model's choice counts only with at least this probability;
     #: below it a category phrase of the vocabulary decides, else `other`.
     category_threshold: Score = 0.5
+    #: An issue needs a subject of one of the profile's categories in its text (a
+    #: problem, topic or urgent phrase). The models learnt "civic" from other cities'
+    #: posts and lean on words ("water", "street") that mean nothing alone elsewhere.
+    require_subject: bool = True
     #: Urgent reports belong to emergency services: kept and counted, but not
     #: filed to 311 unless this is set.
     urgent_to_311: bool = False
+
+
+class PrivacyProfile(_Strict):
+    """What the city's privacy policy allows beyond the defaults (`overheard.privacy`)."""
+
+    #: Hand the author's handle to the open311 sink (never to the others). Only when the
+    #: city's policy says its 311 may know who reported.
+    handle_to_311: bool = False
+
+
+class RepliesProfile(_Strict):
+    """Acknowledgement drafts for residents whose report became a 311 request
+    (`overheard.replies`), in the city's words and language."""
+
+    #: `{request_id}` and `{url}` are filled in; keep it within a post's length (X: 280).
+    template: str = (
+        "Thanks, this was reported to the city as request {request_id}; you can follow it at {url}"
+    )
+    #: Where a resident follows a request, with `{request_id}`; unset, the template's
+    #: `{url}` is left empty, so write a template without it.
+    url: str | None = None
+    #: Categories whose replies are approved without review. Empty: every reply waits
+    #: for `overheard replies approve`.
+    auto_reply: list[str] = []
 
 
 class CityProfile(_Strict):
@@ -142,6 +173,8 @@ class CityProfile(_Strict):
     places: Places
     geo: GeoProfile | None = None
     decision: Decision = Decision()
+    privacy: PrivacyProfile = PrivacyProfile()
+    replies: RepliesProfile = RepliesProfile()
 
     @field_validator("categories")
     @classmethod

@@ -82,6 +82,37 @@ class GeoSettings(_Section):
     enabled: bool = True
     #: Where built gazetteers are kept, one file per city.
     gazetteer_dir: Path = Path("var/gazetteer")
+    #: Ask a geocoder about addresses and crossings the gazetteer cannot place:
+    #: "none" (offline, the default) or "nominatim" (`overheard.geo.geocoder`).
+    geocoder: Literal["none", "nominatim"] = "none"
+    #: Nominatim's usage policy asks for a user agent that identifies the application.
+    #: Set it to name your deployment and a contact before turning the geocoder on.
+    geocoder_user_agent: str = "overheard-geocoder-fallback"
+    geocoder_domain: str = "nominatim.openstreetmap.org"
+    #: ISO 3166-1 alpha-2 codes results must lie in.
+    geocoder_countrycodes: list[str] = ["us"]
+    #: Seconds between requests (the public service allows one a second).
+    geocoder_min_delay_s: Annotated[float, Field(ge=1.0)] = 1.0
+    geocoder_timeout_s: Annotated[float, Field(gt=0)] = 5.0
+    geocoder_retries: Annotated[int, Field(ge=0)] = 3
+    #: Seconds one post may spend on the geocoder, waits included.
+    geocoder_budget_s: Annotated[float, Field(gt=0)] = 10.0
+    #: Answers kept across restarts, so each query is asked once.
+    geocoder_cache: Path = Path("var/geocoder-cache.sqlite")
+
+
+class ModelsSettings(_Section):
+    #: Score the survivors of the scan with the trained models; off, the vocabulary
+    #: of the city profile decides alone.
+    enabled: bool = True
+    #: Where the trained models are kept (`overheard train` writes them here).
+    directory: Path = Path("var/models")
+    #: Train them on first use when the folder is empty and the labelled data is at hand.
+    train_if_missing: bool = True
+    #: The labelled data they are trained on (see shared/data/README.md).
+    data_dir: Path = Path("../shared/data")
+    #: Refuse to start without models, instead of deciding by the vocabulary alone.
+    required: bool = False
 
 
 class RetrySettings(_Section):
@@ -98,6 +129,44 @@ class IngestSettings(_Section):
     checkpoint_dir: Path = Path("var/checkpoints")
     #: Flush to the bus and advance the checkpoint every this many posts.
     checkpoint_every: Annotated[int, Field(ge=1)] = 500
+    #: What `overheard run --stage ingest` reads: archive files, or live X or Reddit.
+    connector: Literal["archive", "x", "reddit"] = "archive"
+
+
+class XSettings(_Section):
+    """The X connector: API v2 recent search (tweepy), with an app's bearer token."""
+
+    #: From the environment (OVERHEARD_X__BEARER_TOKEN), never a file.
+    bearer_token: SecretStr | None = None
+    #: Longest query the account's access level accepts (X: 512 on Basic, 4096 on Pro);
+    #: the profile's problem phrases are split over as many queries as it takes.
+    max_query_length: Annotated[int, Field(ge=64)] = 1024
+    #: Add `bounding_box:` to the place terms; only some access levels allow geo operators.
+    geo_operators: bool = False
+    #: [west, south, east, north] for `bounding_box:` (each side at most 25 miles).
+    bounding_box: tuple[float, float, float, float] | None = None
+    #: `lang:` of the query; empty for every language.
+    language: str = "en"
+    #: Leave out posts from and to the profile's official accounts (the city already knows).
+    exclude_official_accounts: bool = True
+    #: Results a page (10-100).
+    max_results: Annotated[int, Field(ge=10, le=100)] = 100
+    poll_interval_s: Positive = 60.0
+    #: How long to wait on a 429 that names no reset time: X's rate-limit window.
+    rate_limit_wait_s: Positive = 900.0
+
+
+class RedditSettings(_Section):
+    """The Reddit connector (praw, application-only OAuth): the profile's subreddits."""
+
+    #: From the environment (OVERHEARD_REDDIT__CLIENT_ID / __CLIENT_SECRET), never a file.
+    client_id: SecretStr | None = None
+    client_secret: SecretStr | None = None
+    #: Reddit asks for a descriptive user agent naming the app and its operator.
+    user_agent: str = "overheard/0.1 (civic complaints to 311)"
+    #: What to read of each subreddit: new submissions, new comments, or both.
+    streams: list[Literal["submissions", "comments"]] = ["submissions", "comments"]
+    poll_interval_s: Positive = 30.0
 
 
 class JsonlSettings(_Section):
@@ -130,6 +199,69 @@ class Open311Settings(_Section):
     concurrency: Annotated[int, Field(ge=1)] = 4
 
 
+class HealthSettings(_Section):
+    """The HTTP endpoint of `overheard run`: /healthz, /readyz, /metrics."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    #: 0 takes any free port (the log says which).
+    port: Annotated[int, Field(ge=0, le=65535)] = 9464
+    #: /readyz asks the broker at most this often.
+    probe_every_s: Positive = 5.0
+
+
+class LogSettings(_Section):
+    #: "auto": readable text when stderr is a terminal, JSON lines otherwise.
+    format: Literal["auto", "json", "text"] = "auto"
+
+
+class DaemonSettings(_Section):
+    #: After SIGTERM/SIGINT, how long the stages may take to finish the batch in hand
+    #: and commit; past it the process exits non-zero and the batch is redelivered.
+    shutdown_grace_s: Positive = 30.0
+
+
+class PrivacySettings(_Section):
+    """How authors are pseudonymised before any sink sees them (`overheard.privacy`)."""
+
+    #: The HMAC-SHA256 key of author pseudonyms; from the environment
+    #: (OVERHEARD_PRIVACY__AUTHOR_KEY), never a file. Unset: sinks get no author at all.
+    author_key: SecretStr | None = None
+    #: Names the key, stored beside every pseudonym, so that a new key can replace it.
+    key_id: Annotated[str, Field(min_length=1, max_length=32)] = "k1"
+
+
+class RetentionSettings(_Section):
+    """How long sinks keep post text (`overheard retention apply`, and the daemon daily)."""
+
+    #: Days a sink keeps a post's text, by sink name (e.g. {sql = 90, jsonl = 30});
+    #: a sink not named keeps it until it is forgotten.
+    text_days: dict[str, Annotated[int, Field(ge=0)]] = {}
+    #: How often the daemon applies it.
+    every_h: Positive = 24.0
+
+
+class RepliesSettings(_Section):
+    """The city's own accounts that post approved replies (`overheard.reply_platforms`)."""
+
+    #: An OAuth 2.0 user access token with tweet.write, from the environment
+    #: (OVERHEARD_REPLIES__X_USER_TOKEN), never a file; and that account's user id.
+    x_user_token: SecretStr | None = None
+    x_user_id: str | None = None
+    #: The Reddit account (a script app: [reddit] client_id and client_secret); the
+    #: password from the environment (OVERHEARD_REPLIES__REDDIT_PASSWORD).
+    reddit_username: str | None = None
+    reddit_password: SecretStr | None = None
+
+
+class AuditSettings(_Section):
+    """The append-only audit log (`overheard.audit`)."""
+
+    #: A SQLAlchemy URL; unset, the SQL sink's database when `sql` is a sink, else
+    #: sqlite:///var/audit.db.
+    url: str | None = None
+
+
 class Fields(BaseModel):
     """The settings' shape, shared by the file check and the full load."""
 
@@ -141,10 +273,20 @@ class Fields(BaseModel):
     database: DatabaseSettings = DatabaseSettings()
     ingest: IngestSettings = IngestSettings()
     geo: GeoSettings = GeoSettings()
+    models: ModelsSettings = ModelsSettings()
     retry: RetrySettings = RetrySettings()
     jsonl: JsonlSettings = JsonlSettings()
     webhook: WebhookSettings = WebhookSettings()
     open311: Open311Settings = Open311Settings()
+    x: XSettings = XSettings()
+    reddit: RedditSettings = RedditSettings()
+    health: HealthSettings = HealthSettings()
+    log: LogSettings = LogSettings()
+    daemon: DaemonSettings = DaemonSettings()
+    privacy: PrivacySettings = PrivacySettings()
+    retention: RetentionSettings = RetentionSettings()
+    audit: AuditSettings = AuditSettings()
+    replies: RepliesSettings = RepliesSettings()
     #: The sinks issues are written to, by entry-point name.
     sinks: list[str] = ["sql"]
 
