@@ -21,7 +21,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
-from overheard.cityshape import CityShape
+from overheard.geo.shapes import CityShape
 
 SIZE_IN = (9.0, 9.0)
 DPI = 100

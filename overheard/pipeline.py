@@ -16,12 +16,12 @@ from pathlib import Path
 
 from overheard.bus.base import Bus, Producer, Topics
 from overheard.bus.memory import MemoryBus
-from overheard.cityshape import CityShape
 from overheard.classify.decide import Classifier
 from overheard.classify.textmodels import TextModels, ensure_models
 from overheard.deadletter import DeadLetter
 from overheard.errors import ModelError
 from overheard.geo.city import gazetteer_path, locator_for
+from overheard.geo.shapes import CityShape
 from overheard.ingest.archive import Position, iter_archive
 from overheard.ingest.checkpoint import CheckpointStore
 from overheard.model import Post

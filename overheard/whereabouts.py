@@ -16,8 +16,8 @@ from __future__ import annotations
 import shapely
 from shapely import STRtree
 
-from overheard.cityshape import CityShape
 from overheard.geo.normalise import street_key, tokens
+from overheard.geo.shapes import CityShape
 from overheard.model import Location, Precision
 
 #: How far from the point a street may pass and still be one the post names (an

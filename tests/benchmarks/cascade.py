@@ -28,10 +28,10 @@ from overheard.model import Platform, Post, Provenance
 from overheard.pipeline import text_models
 from overheard.profile import load_profile
 from overheard.settings import load_settings
+from tests.benchmarks.prefilter import CORPUS_SIZE, corpus
 from tests.benchmarks.timing import best_rate
 
 SHARES = (0.5, 0.9, 0.99)
-CORPUS_SIZE = 20_000
 FULL_PIPELINE_SAMPLE = 1_000
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 
@@ -59,16 +59,6 @@ def labelled_posts(data_dir: Path) -> tuple[list[Post], list[Post]]:
         [posts[t] for t in relevant if t in posts],
         [posts[t] for t in irrelevant if t in posts],
     )
-
-
-def corpus(
-    relevant: list[Post], irrelevant: list[Post], share: float, rng: random.Random
-) -> list[Post]:
-    n_irrelevant = round(CORPUS_SIZE * share)
-    picked = rng.choices(irrelevant, k=n_irrelevant)
-    picked += rng.choices(relevant, k=CORPUS_SIZE - n_irrelevant)
-    rng.shuffle(picked)
-    return picked
 
 
 def run(console: Console) -> dict[str, Any]:

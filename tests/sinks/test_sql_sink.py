@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import socket
 import sqlite3
 import threading
 import uuid
@@ -40,6 +38,7 @@ from overheard.sinks.sql.failures import Failure, classify
 from overheard.sinks.sql.tables import issues as issues_table
 from overheard.sinks.sql.tables import metadata
 from tests.factories import POTHOLE_TEXT, make_issue
+from tests.support.overheard_daemon import TcpProxy
 from tests.support.processes import free_ports
 
 
@@ -361,47 +360,6 @@ def test_an_unreachable_server_is_transient_and_the_password_stays_secret(
     sink.close()
     for shown in (str(raised.value), repr(sink), caplog.text):
         assert "s3cret-pw" not in shown
-
-
-class TcpProxy:
-    """Forwards a local port to a server: stopping it is the server going away."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self._target = (host, port)
-        (self.port,) = free_ports(1)
-        self._listener: socket.socket | None = None
-        self._open: list[socket.socket] = []
-
-    def start(self) -> None:
-        self._listener = socket.create_server(("127.0.0.1", self.port))
-        threading.Thread(target=self._accept, args=(self._listener,), daemon=True).start()
-
-    def stop(self) -> None:
-        assert self._listener is not None
-        for each in [self._listener, *self._open]:
-            with contextlib.suppress(OSError):  # already disconnected
-                each.shutdown(socket.SHUT_RDWR)
-            each.close()
-        self._open.clear()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(self._target)
-            self._open += [client, server]
-            for source, sink in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            return
 
 
 @pytest.mark.postgres

@@ -1,9 +1,9 @@
 """The city's shapes, read from its gazetteer file: streets, boundary and neighbourhoods.
 
-`overheard.geo.gazetteer.Gazetteer` answers questions by name; the replay report
-needs the geometry itself (to draw the map, and to say which street and which
-neighbourhood a point lies in), so this reads the same SQLite file, read-only,
-through the tables its module documents.
+`Gazetteer` answers questions by name; the replay report needs the geometry
+itself (to draw the map, and to say which street and which neighbourhood a point
+lies in), so this reads the same SQLite file, read-only, beside the module that
+writes it (`build.py`), so that the schema has one owner.
 """
 
 from __future__ import annotations
