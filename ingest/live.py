@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 
 
 class CredentialsRejected(OverheardError):
-    """The platform refused the credentials (401): retrying cannot help, so nothing is."""
+    """The platform refused the credentials (401) or their access level (403): retrying
+    cannot help, so nothing is."""
 
 
 @dataclass

@@ -22,7 +22,7 @@ answer names no reset time), logged and counted (`overheard_rate_limit_waits` an
 `…_wait_seconds` on /metrics); tweepy's own
 `wait_on_rate_limit` is not used, since it re-asks at once when the header is missing.
 5xx, network errors and a torn body: `TransientError` (the poll is retried with
-backoff). 401: `CredentialsRejected`, no retry.
+backoff). 401 and 403: `CredentialsRejected`, no retry.
 """
 
 from __future__ import annotations
@@ -260,6 +260,13 @@ class XSearch:
                     "X refused the bearer token (401 Unauthorized): it is wrong, expired or "
                     "revoked. Set a valid one in OVERHEARD_X__BEARER_TOKEN; the X connector "
                     "stopped without retrying."
+                ) from exc
+            except tweepy.Forbidden as exc:
+                raise CredentialsRejected(
+                    "X refused the search (403 Forbidden): the app's access level does not "
+                    "allow this endpoint or an operator of the query (geo operators need a "
+                    "higher level; see x.geo_operators). The X connector stopped without "
+                    "retrying."
                 ) from exc
             except tweepy.TwitterServerError as exc:
                 raise TransientError(f"X answered {exc.response.status_code}") from exc

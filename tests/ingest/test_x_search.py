@@ -212,6 +212,16 @@ def test_401_stops_with_a_clear_message_after_one_request(tmp_path: Path) -> Non
     assert feed.post_ids() == [] and feed.cursors.load(stream_name(x.queries[0])) == {}
 
 
+def test_403_stops_with_a_clear_message_after_one_request(tmp_path: Path) -> None:
+    x = connector()
+    feed = Feed(x, tmp_path)
+    rejected = pytest.raises(CredentialsRejected, match="access level")
+    with cassette("x/search_recent_403_from_docs.yaml") as played, rejected:
+        feed.poll()
+    assert played.play_count == 1
+    assert feed.post_ids() == []
+
+
 def test_429_waits_until_the_reset_time_it_names(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

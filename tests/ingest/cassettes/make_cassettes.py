@@ -196,6 +196,22 @@ def x_cassettes() -> None:
         [_x_answer(401, "Unauthorized", unauthorized, {})],
         "Written from X's API v2 docs: an invalid or expired bearer token.",
     )
+    forbidden = {
+        "client_id": "101010101",
+        "detail": "When authenticating requests to the Twitter API v2 endpoints, you must use "
+        "keys and tokens from a Twitter developer App that is attached to a Project.",
+        "registration_url": "https://developer.twitter.com/en/docs/projects/overview",
+        "title": "Client Forbidden",
+        "required_enrollment": "Appropriate Level of API Access",
+        "reason": "client-not-enrolled",
+        "type": "https://api.twitter.com/2/problems/client-forbidden",
+    }
+    _write_yaml(
+        "search_recent_403_from_docs.yaml",
+        [_x_answer(403, "Forbidden", forbidden, {})],
+        "Written from X's API v2 docs: an app whose access level does not include this "
+        "endpoint (client-forbidden).",
+    )
     too_many = {
         "title": "Too Many Requests",
         "detail": "Too Many Requests",
