@@ -243,6 +243,10 @@ def _print_summary(summary: dict[str, Any], city: str, settings: Settings) -> No
     for precision, count in summary["issues_by_precision"].items():
         shown = "  not located" if precision == "unlocated" else f"  located: {precision}"
         table.add_row(shown, str(count))
+    outcomes = summary["outcomes"]
+    table.add_row("judged not a complaint", str(outcomes.get("no_complaint", 0)))
+    table.add_row("a complaint, not civic", str(outcomes.get("not_civic", 0)))
+    table.add_row("not judged (language, no words)", str(outcomes.get("not_judged", 0)))
     table.add_row("addressed the city (excluded)", str(summary["addressed_city_excluded"]))
     table.add_row("outside the city (excluded)", str(summary["outside_city_excluded"]))
     table.add_row("urgent", str(summary["urgent"]))
