@@ -10,7 +10,8 @@ from kafka.errors import KafkaError
 
 from overheard.bus.kafka import connection_options
 from overheard.classify.decide import Classifier
-from overheard.errors import OverheardError
+from overheard.classify.textmodels import TextModels
+from overheard.errors import ModelError, OverheardError
 from overheard.geo.city import gazetteer_path
 from overheard.geo.gazetteer import Gazetteer
 from overheard.profile import load_profile
@@ -69,6 +70,19 @@ def run_checks(settings: Settings) -> list[CheckResult]:
         return f"{path}: " + ", ".join(f"{count} {name}" for name, count in counts.items())
 
     results.append(_attempt("gazetteer", gazetteer))
+
+    def models() -> str:
+        models = settings.models
+        if not models.enabled:
+            return "models are off: the profile's vocabulary decides alone"
+        if not models.directory.is_dir() or not any(models.directory.iterdir()):
+            if models.required:
+                raise ModelError(f"no text models at {models.directory} (models.required)")
+            return f"none at {models.directory} yet: trained on first use, or run `make model`"
+        loaded = TextModels.load(models.directory)
+        return f"{models.directory}: {loaded.version}"
+
+    results.append(_attempt("text models", models))
 
     results.append(_attempt("bus", lambda: reach_broker(settings)))
 

@@ -54,3 +54,22 @@ def test_check_sums_up_what_failed_and_masks_every_secret() -> None:
     assert "✗ failed" in result.output
     assert re.search(r"\b1 of \d+ failed: sink sql", result.output)
     assert "pw-from-env-42" not in result.output
+
+
+def test_check_reports_text_models_that_cannot_be_loaded(tmp_path) -> None:
+    broken = tmp_path / "models"
+    broken.mkdir()
+    (broken / "metadata.json").write_text("{")
+    (broken / "model.joblib").write_bytes(b"")
+    result = CliRunner().invoke(
+        app,
+        ["check", "--db", f"sqlite:///{tmp_path}/overheard.db"],
+        env={
+            "COLUMNS": "200",
+            "OVERHEARD_BUS__KIND": "memory",
+            "OVERHEARD_MODELS__DIRECTORY": str(broken),
+            "OVERHEARD_GEO__GAZETTEER_DIR": str(tmp_path / "gazetteer"),
+        },
+    )
+    assert result.exit_code == 1
+    assert re.search(r"text models\s+│ ✗ failed\s+│ ModelError", result.output), result.output
