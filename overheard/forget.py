@@ -72,9 +72,10 @@ def forget(
         target = capable(sink)
         if isinstance(target, Forgetting):
             changed[sink.name] = target.forget(post_id=post_id, author_key=author_key)
-    withdrawn = 0
-    if post_id is not None:  # a reply must never answer a post its author took back
-        withdrawn = ReplyQueue(audit_log).withdraw(post_id, actor, datetime.now(UTC))
+    # A reply must never answer a post its author took back.
+    withdrawn = ReplyQueue(audit_log).withdraw(
+        actor, datetime.now(UTC), post_id=post_id, author_key=author_key
+    )
     audit_log.record(
         audit.FORGET,
         actor,

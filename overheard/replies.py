@@ -4,9 +4,10 @@ a review queue, and posting each approved reply exactly once.
 Drafts. When the open311 sink has filed an issue and the city answered a
 ``service_request_id``, `ReplyDrafter` (called by `overheard.privacy.PrivateSink` after the
 open311 sink's write) queues a draft in the profile's words (``[replies] template``, with
-``{request_id}`` and ``{url}``). A request filed as a batch token gets no draft until the
-token resolves (not drafted yet by this version). The draft names the post it answers, never
-its author.
+``{request_id}`` and ``{url}``). A request filed as a batch token waits in state
+``awaiting_id``; a later write, after the sink resolved the token, turns it into the draft.
+The draft names the post it answers and its author's pseudonym (so that forgetting an
+author withdraws it), never the author.
 
 Review. Every draft waits in state ``draft`` until ``overheard replies approve ISSUE_ID`` or
 ``reject``; only a category the profile lists in ``[replies] auto_reply`` is approved on
@@ -45,6 +46,7 @@ from overheard.sinks.sql.tables import UtcDateTime
 
 log = logging.getLogger(__name__)
 
+AWAITING_ID = "awaiting_id"
 DRAFT = "draft"
 APPROVED = "approved"
 REJECTED = "rejected"
@@ -61,10 +63,16 @@ replies_table = Table(
     metadata,
     Column("issue_id", Uuid, primary_key=True, comment="Issue.id: one reply per issue"),
     Column("post_id", String, nullable=False, comment="the resident's post it answers"),
+    Column("author_key", String, comment="the pseudonym of the post's author"),
     Column("category", String, nullable=False),
-    Column("service_request_id", String, nullable=False),
+    Column("service_request_id", String, comment="none while the request is a batch token"),
     Column("text", Text, nullable=False, comment="the reply, in the profile's words"),
-    Column("state", String, nullable=False, comment="draft|approved|rejected|posting|posted"),
+    Column(
+        "state",
+        String,
+        nullable=False,
+        comment="awaiting_id|draft|approved|rejected|posting|posted",
+    ),
     Column("reviewed_by", String),
     Column("reply_id", String, comment="the platform's id of the posted reply"),
     Column("created_at", UtcDateTime, nullable=False),
@@ -76,8 +84,9 @@ replies_table = Table(
 class Reply:
     issue_id: uuid.UUID
     post_id: str
+    author_key: str | None
     category: str
-    service_request_id: str
+    service_request_id: str | None
     text: str
     state: str
     reviewed_by: str | None
@@ -111,37 +120,72 @@ class ReplyQueue:
             metadata.create_all(connection, checkfirst=True)
         self._ready = True
 
-    def draft(self, issue: Issue, request_id: str, replies: RepliesProfile, now: datetime) -> bool:
-        """Queue the reply to `issue`'s post; False when it is queued already."""
+    def draft(
+        self, issue: Issue, request_id: str | None, replies: RepliesProfile, now: datetime
+    ) -> bool:
+        """Queue the reply to `issue`'s post, or note it awaits the request's id (None);
+        False when it is queued already."""
         self.create()
         auto = issue.category.name in replies.auto_reply
+        values = {
+            "issue_id": issue.id,
+            "post_id": issue.post.id,
+            "author_key": issue.post.author.key,
+            "category": issue.category.name,
+            "created_at": now,
+            "updated_at": now,
+        }
         statement = (
             self._insert(replies_table)
-            .values(
-                issue_id=issue.id,
-                post_id=issue.post.id,
-                category=issue.category.name,
-                service_request_id=request_id,
-                text=reply_text(replies, request_id),
-                state=APPROVED if auto else DRAFT,
-                reviewed_by=AUTO_REVIEWER if auto else None,
-                created_at=now,
-                updated_at=now,
-            )
+            .values(**values, **self._drafted(request_id, issue.category.name, replies))
             .on_conflict_do_nothing(index_elements=[replies_table.c.issue_id])
         )
         with self.audit.guard("write"), self._engine.begin() as connection:
             created = bool(connection.execute(statement).rowcount)
-        if created and auto:
-            self.audit.record(
-                audit.REPLY,
-                AUTO_REVIEWER,
-                issue_id=issue.id,
-                post_id=issue.post.id,
-                detail={"state": APPROVED},
-                at=now,
-            )
+        if created and auto and request_id is not None:
+            self._audit_auto(issue.id, issue.post.id, now)
         return created
+
+    def complete(
+        self, issue_id: uuid.UUID, request_id: str, replies: RepliesProfile, now: datetime
+    ) -> bool:
+        """Turn a reply awaiting its request's id into the draft; False when none awaits."""
+        reply = self.get(issue_id)
+        if reply is None or reply.state != AWAITING_ID:
+            return False
+        drafted = self._drafted(request_id, reply.category, replies)
+        if not self.move(issue_id, (AWAITING_ID,), drafted.pop("state") or DRAFT, now, **drafted):
+            return False
+        if drafted["reviewed_by"] == AUTO_REVIEWER:
+            self._audit_auto(issue_id, reply.post_id, now)
+        return True
+
+    def awaiting(self) -> list[Reply]:
+        return self.list(AWAITING_ID)
+
+    @staticmethod
+    def _drafted(
+        request_id: str | None, category: str, replies: RepliesProfile
+    ) -> dict[str, str | None]:
+        if request_id is None:
+            return {"state": AWAITING_ID, "text": "", "reviewed_by": None}
+        auto = category in replies.auto_reply
+        return {
+            "state": APPROVED if auto else DRAFT,
+            "service_request_id": request_id,
+            "text": reply_text(replies, request_id),
+            "reviewed_by": AUTO_REVIEWER if auto else None,
+        }
+
+    def _audit_auto(self, issue_id: uuid.UUID, post_id: str, now: datetime) -> None:
+        self.audit.record(
+            audit.REPLY,
+            AUTO_REVIEWER,
+            issue_id=issue_id,
+            post_id=post_id,
+            detail={"state": APPROVED},
+            at=now,
+        )
 
     def list(self, state: str | None = None) -> list[Reply]:
         self.create()
@@ -174,15 +218,25 @@ class ReplyQueue:
             )
         return changed
 
-    def withdraw(self, post_id: str, reviewer: str, now: datetime) -> int:
-        """Reject the replies not yet posted to a post that was forgotten or deleted."""
+    def withdraw(
+        self,
+        reviewer: str,
+        now: datetime,
+        *,
+        post_id: str | None = None,
+        author_key: str | None = None,
+    ) -> int:
+        """Reject the replies not yet posted to a post, or to an author, that was forgotten
+        or deleted."""
         self.create()
+        whose = (
+            replies_table.c.post_id == post_id
+            if post_id is not None
+            else replies_table.c.author_key == author_key
+        )
         statement = (
             update(replies_table)
-            .where(
-                replies_table.c.post_id == post_id,
-                replies_table.c.state.in_((DRAFT, APPROVED)),
-            )
+            .where(whose, replies_table.c.state.in_((AWAITING_ID, DRAFT, APPROVED)))
             .values(state=REJECTED, reviewed_by=reviewer, updated_at=now)
         )
         with self.audit.guard("write"), self._engine.begin() as connection:
@@ -223,8 +277,13 @@ class ReplyDrafter:
             if not isinstance(outcome, Written):
                 continue
             entry = ledger.ledger_entry(issue.id)
+            if entry is not None:  # no entry: not filed (routed elsewhere, or forgotten)
+                self._queue.draft(issue, entry.service_request_id or None, self._replies, now)
+        # Batch tokens the sink resolved since: their requests now have ids.
+        for reply in self._queue.awaiting():
+            entry = ledger.ledger_entry(reply.issue_id)
             if entry is not None and entry.service_request_id:
-                self._queue.draft(issue, entry.service_request_id, self._replies, now)
+                self._queue.complete(reply.issue_id, entry.service_request_id, self._replies, now)
 
 
 class _Entry(Protocol):

@@ -19,6 +19,7 @@ from overheard.paths import CONFIG_DIR
 from overheard.privacy import Pseudonymiser
 from overheard.replies import (
     APPROVED,
+    AWAITING_ID,
     DRAFT,
     POSTED,
     POSTING,
@@ -212,3 +213,44 @@ def test_forgetting_a_post_withdraws_its_unposted_reply(
     assert reply is not None and (reply.state, reply.reviewed_by) == (REJECTED, "t")
     platform = FakeReplier()
     assert post_approved(queue, platform, NOW) == 0 and platform.posted == {}
+
+
+def test_forgetting_an_author_withdraws_their_unposted_replies(
+    tmp_path: Path, open311_server: Open311Server
+) -> None:
+    open311_server.reset()
+    settings = settings_for(tmp_path, open311_server, auto_reply=[])
+    issue = filed_issue(0)
+    file_issues(settings, [issue])
+    audit_log = AuditLog.from_settings(settings)
+    queue = ReplyQueue(audit_log)
+    pseudonymiser = Pseudonymiser.from_settings(settings)
+    reply = queue.get(issue.id)
+    assert reply is not None and reply.author_key is not None
+    assert issue.post.author.id is not None
+    assert reply.author_key == pseudonymiser.key_of(issue.post.author.id)
+    forget([], audit_log, pseudonymiser, actor="t", author_id=issue.post.author.id)
+    reply = queue.get(issue.id)
+    assert reply is not None and (reply.state, reply.reviewed_by) == (REJECTED, "t")
+
+
+def test_a_batch_token_gets_its_draft_once_the_city_gives_the_request_id(
+    tmp_path: Path, open311_server: Open311Server
+) -> None:
+    open311_server.reset()
+    open311_server.control(tokens=True, token_pending=1)
+    try:
+        settings = settings_for(tmp_path, open311_server, auto_reply=[])
+        first, second = filed_issue(0), filed_issue(1)
+        file_issues(settings, [first])
+        queue = ReplyQueue(AuditLog.from_settings(settings))
+        (waiting,) = queue.list()
+        assert (waiting.state, waiting.service_request_id, waiting.text) == (AWAITING_ID, None, "")
+        file_issues(settings, [second])  # the next write resolves the first token
+        reply = queue.get(first.id)
+        assert reply is not None and reply.state == DRAFT
+        assert reply.service_request_id is not None
+        assert reply.text.startswith(f"Thanks! 311 request {reply.service_request_id}")
+        assert post_approved(queue, FakeReplier(), NOW) == 0  # still needs approval
+    finally:
+        open311_server.reset()
