@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any, Literal
 
 from overheard.errors import MalformedMessage, MessageError
-from overheard.model import Author, Platform, Post, Provenance, Thread
+from overheard.model import Author, Platform, Post, Provenance
 
 from .errors import BadTimestamp, MissingField, MissingText, UnknownShape
 from .normalise import as_dict, attempt, parse_time, string
@@ -90,7 +90,7 @@ def post_from_data(data: Any, kind: Kind, provenance: Provenance) -> Post:
         if text is None:
             raise MissingText(f"{post_id} has neither a title nor a body")
         url = absolute(permalink) or _submission_url(subreddit, post_id)
-        thread = Thread(subreddit=subreddit, conversation=post_id, title=title)
+        thread = {"subreddit": subreddit, "conversation": post_id, "title": title}
         link = string(data, "url")
         # A link post points elsewhere; a self post's `url` is its own permalink.
         is_link = link is not None and data.get("is_self") is not True and link != url
@@ -101,23 +101,26 @@ def post_from_data(data: Any, kind: Kind, provenance: Provenance) -> Post:
             raise MissingText(f"{post_id} has no body (empty, deleted or removed)")
         link_id = reference(string(data, "link_id"))
         url = absolute(permalink) or _comment_url(subreddit, link_id, post_id)
-        thread = Thread(
-            subreddit=subreddit,
-            reply_to=reference(string(data, "parent_id")),
-            conversation=link_id,
-            title=string(data, "link_title"),
-        )
+        thread = {
+            "subreddit": subreddit,
+            "reply_to": reference(string(data, "parent_id")),
+            "conversation": link_id,
+            "title": string(data, "link_title"),
+        }
         links = ()
-    return Post(
-        id=post_id,
-        platform=Platform.REDDIT,
-        url=url,
-        created_at=created,
-        author=author(string(data, "author"), string(data, "author_fullname")),
-        text=text,
-        links=links,
-        thread=thread,
-        provenance=provenance,
+    # One validation of plain fields: about twice as fast as building the nested models.
+    return Post.model_validate(
+        {
+            "id": post_id,
+            "platform": Platform.REDDIT,
+            "url": url,
+            "created_at": created,
+            "author": author_fields(string(data, "author"), string(data, "author_fullname")),
+            "text": text,
+            "links": links,
+            "thread": thread,
+            "provenance": provenance,
+        }
     )
 
 
@@ -128,9 +131,14 @@ def submission_text(title: str | None, selftext: str | None) -> str | None:
 
 
 def author(handle: str | None, author_id: str | None = None) -> Author:
+    return Author(**author_fields(handle, author_id))
+
+
+def author_fields(handle: str | None, author_id: str | None = None) -> dict[str, str | None]:
+    """The author's fields; none for a deleted account."""
     if handle is None or handle in _GONE:
-        return Author()
-    return Author(id=author_id, handle=handle)
+        return {}
+    return {"id": author_id, "handle": handle}
 
 
 def absolute(permalink: str | None) -> str | None:

@@ -13,13 +13,11 @@ from typing import Any
 
 from overheard.errors import MalformedMessage, MessageError
 from overheard.model import (
-    Author,
     Platform,
     PlatformGeo,
     PlatformPlace,
     Post,
     Provenance,
-    Thread,
 )
 
 from .errors import MissingText, UnknownShape
@@ -82,29 +80,34 @@ def post_from_tweet(
     author_id = string(tweet, "author_id")
     user = (users or {}).get(author_id or "") or as_dict(tweet.get("author"))
     handle = string(user, "username")
-    return Post(
-        id=Post.make_id(Platform.X, native),
-        platform=Platform.X,
-        url=status_url(native, handle),
-        created_at=created_at(native, tweet.get("created_at")),
-        author=Author(
-            id=author_id or string(user, "id"),
-            handle=handle,
-            profile_location=string(user, "location"),
-        ),
-        text=text,
-        language=language(string(tweet, "lang")),
-        mentions=unique([as_dict(m).get("username") for m in as_list(entities.get("mentions"))]),
-        hashtags=unique([as_dict(h).get("tag") for h in as_list(entities.get("hashtags"))]),
-        links=unique([_link(u) for u in as_list(entities.get("urls"))]),
-        geo=_geo(as_dict(tweet.get("geo")), places or {}),
-        thread=Thread(
-            reply_to=_replied_to(tweet),
-            reply_to_author=_username(users, string(tweet, "in_reply_to_user_id")),
-            quoted_author=_quoted_author(tweet, users or {}, tweets or {}),
-            conversation=_prefixed(string(tweet, "conversation_id")),
-        ),
-        provenance=provenance,
+    # One validation of plain fields: about twice as fast as building the nested models.
+    return Post.model_validate(
+        {
+            "id": Post.make_id(Platform.X, native),
+            "platform": Platform.X,
+            "url": status_url(native, handle),
+            "created_at": created_at(native, tweet.get("created_at")),
+            "author": {
+                "id": author_id or string(user, "id"),
+                "handle": handle,
+                "profile_location": string(user, "location"),
+            },
+            "text": text,
+            "language": language(string(tweet, "lang")),
+            "mentions": unique(
+                [as_dict(m).get("username") for m in as_list(entities.get("mentions"))]
+            ),
+            "hashtags": unique([as_dict(h).get("tag") for h in as_list(entities.get("hashtags"))]),
+            "links": unique([_link(u) for u in as_list(entities.get("urls"))]),
+            "geo": _geo(as_dict(tweet.get("geo")), places or {}),
+            "thread": {
+                "reply_to": _replied_to(tweet),
+                "reply_to_author": _username(users, string(tweet, "in_reply_to_user_id")),
+                "quoted_author": _quoted_author(tweet, users or {}, tweets or {}),
+                "conversation": _prefixed(string(tweet, "conversation_id")),
+            },
+            "provenance": provenance,
+        }
     )
 
 
