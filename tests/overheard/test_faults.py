@@ -92,6 +92,13 @@ def issue_ids(url: str) -> list[uuid.UUID]:
     return [uuid.UUID(str(i)) for i in ids]
 
 
+def assert_each_once(url: str, expected: set[uuid.UUID]) -> None:
+    """Every expected issue is stored, once, and nothing else."""
+    stored = issue_ids(url)
+    assert len(stored) == len(set(stored)) == len(expected)
+    assert set(stored) == expected
+
+
 def send_posts(producer: KafkaBusProducer, topic: str, posts: list[Post]) -> None:
     for each in posts:
         producer.send(topic, each.to_bytes(), key=each.id.encode())
@@ -165,9 +172,7 @@ def test_malformed_messages_in_each_topic_are_dead_lettered_and_the_stages_go_on
     assert daemon.process.poll() is None, "a stage died of a malformed message"
     assert daemon.stop(signal.SIGTERM) == 0, daemon.tail()
 
-    stored = issue_ids(postgres_schema_url)
-    assert len(stored) == len(set(stored)) == len(expected)
-    assert set(stored) == expected
+    assert_each_once(postgres_schema_url, expected)
     letters = parse(read_kafka(bus_settings, topics.deadletters))
     by_stage = {
         stage: [s.letter for s in letters if s.letter.stage == stage]
@@ -265,9 +270,7 @@ def test_postgresql_unreachable_then_back_is_retried_not_skipped_nor_dead_letter
     assert daemon.stop(signal.SIGTERM) == 0, daemon.tail()
     proxy.stop()
 
-    stored = issue_ids(postgres_schema_url)
-    assert len(stored) == len(set(stored)) == len(expected)
-    assert set(stored) == expected
+    assert_each_once(postgres_schema_url, expected)
     assert read_kafka(bus_settings, topics.deadletters) == []
     assert metric(exported.text, 'overheard_retries_total{operation="sink write"}') >= 1
 
@@ -318,9 +321,7 @@ def test_a_broker_outage_mid_stream_loses_nothing_and_readyz_says_not_ready(
     )
     wait_for(lambda: readiness("bus") is True, "/readyz to say the bus is back", daemon)
     assert daemon.stop(signal.SIGTERM) == 0, daemon.tail()
-    stored = issue_ids(postgres_schema_url)
-    assert len(stored) == len(set(stored)) == len(expected)
-    assert set(stored) == expected
+    assert_each_once(postgres_schema_url, expected)
 
 
 def test_a_311_server_answering_503_and_429_is_retried_and_files_each_issue_once(
@@ -452,9 +453,7 @@ def test_two_classify_processes_share_the_partitions_and_one_takes_over_from_the
     )
     for daemon in (classify[1], sink):
         assert daemon.stop(signal.SIGTERM) == 0, daemon.tail()
-    stored = issue_ids(postgres_schema_url)
-    assert len(stored) == len(set(stored)) == len(expected)
-    assert set(stored) == expected
+    assert_each_once(postgres_schema_url, expected)
 
 
 def test_a_broker_of_three_killed_mid_stream_loses_nothing(
@@ -507,9 +506,7 @@ def test_a_broker_of_three_killed_mid_stream_loses_nothing(
         timeout_s=300,
     )
     assert daemon.stop(signal.SIGTERM) == 0, daemon.tail()
-    stored = issue_ids(postgres_schema_url)
-    assert len(stored) == len(set(stored)) == len(expected)
-    assert set(stored) == expected
+    assert_each_once(postgres_schema_url, expected)
 
 
 def copies_of_the_sample(path: Path, copies: int) -> Path:
@@ -607,9 +604,7 @@ def test_stages_killed_at_random_points_and_restarted_leave_every_issue_once(
             assert running[stage].stop(signal.SIGTERM) == 0, running[stage].tail()
         filed_requests = server.requests()
 
-    stored = issue_ids(postgres_schema_url)
-    assert len(stored) == len(set(stored)) == len(expected)
-    assert set(stored) == expected
+    assert_each_once(postgres_schema_url, expected)
     ledger = Ledger(postgres_schema_url)
     entries = {issue_id: ledger.get(issue_id) for issue_id in routed}
     # On the server (filed, or accepted with a token, or filed with a blackbox service).

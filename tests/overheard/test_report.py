@@ -108,6 +108,7 @@ def _replay(archive: Path, report: Path, gazetteer: Path) -> dict[str, Any]:
             "OVERHEARD_MODELS__ENABLED": "false",
             "OVERHEARD_GEO__GAZETTEER_DIR": str(gazetteer),
             "OVERHEARD_JSONL__DIRECTORY": str(report.parent / f"{report.name}-jsonl"),
+            "OVERHEARD_AUDIT__URL": f"sqlite:///{report.parent / f'{report.name}-audit.db'}",
         },
     )
     assert result.exit_code == 0, result.output

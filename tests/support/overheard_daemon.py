@@ -86,6 +86,8 @@ def base_environment(bootstrap: str, prefix: str, tmp_path: Path) -> dict[str, s
         "OVERHEARD_MODELS__ENABLED": "false",
         "OVERHEARD_INGEST__CHECKPOINT_DIR": str(tmp_path / "checkpoints"),
         "OVERHEARD_DAEMON__SHUTDOWN_GRACE_S": "60",
+        # Without a SQL sink the audit log would go to the checkout's var/audit.db.
+        "OVERHEARD_AUDIT__URL": f"sqlite:///{tmp_path / 'audit.db'}",
     }
 
 
