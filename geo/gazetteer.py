@@ -183,6 +183,54 @@ def _contradicted(
     return bool(near) and min(abs(n - number) for n in near) > _GRID_BLOCKS * block
 
 
+def _fit_near(
+    anchors: list[tuple[float, float]], number: int, rising: float, block: int
+) -> float | None:
+    """Where `number` falls along a street's axis, from a line fitted through the
+    (number, position) of its crossings within four blocks of it: the slope is the
+    median of the pairs' (robust to one misread crossing) and must rise the way the
+    directional says. None with fewer than two such crossings, or when the number is
+    more than three blocks beyond them."""
+    near = [a for a in anchors if abs(a[0] - number) <= 4 * block]
+    if len({n for n, _ in near}) < 2:
+        return None
+    lowest, highest = min(n for n, _ in near), max(n for n, _ in near)
+    if not lowest - 3 * block <= number <= highest + 3 * block:
+        return None
+    slopes = [
+        (xb - xa) / (nb - na) for (na, xa), (nb, xb) in itertools.combinations(near, 2) if nb != na
+    ]
+    slope = statistics.median(slopes)
+    if slope * rising <= 0:
+        return None
+    return statistics.median(xa - slope * na for na, xa in near) + slope * number
+
+
+def _at_axis(line: MultiLineString, mean: np.ndarray, u: np.ndarray, x: float) -> Point | None:
+    """The point of `line` that lies at `x` along the axis `u` through `mean`: where a
+    segment crosses that level (a street that bends is followed, not cut by the straight
+    axis), the one nearest the axis when several do; just past the end the extract
+    holds, the nearest point within `_ON_STREET_M`; otherwise None."""
+    target = np.array([mean[0] + x * u[0], mean[1] + x * u[1]])
+    found: list[np.ndarray] = []
+    for part in line.geoms:
+        coords = np.asarray(part.coords)
+        levels = (coords - mean) @ u
+        for i in range(len(coords) - 1):
+            a, b = levels[i], levels[i + 1]
+            if a == b or not min(a, b) <= x <= max(a, b):
+                continue
+            found.append(coords[i] + (coords[i + 1] - coords[i]) * (x - a) / (b - a))
+    if not found:
+        # Just past the end the extract holds: the nearest point, if near enough.
+        end = Point(float(target[0]), float(target[1]))
+        if line.distance(end) > _ON_STREET_M:
+            return None
+        return ops.nearest_points(line, end)[0]
+    best = min(found, key=lambda p: float(np.linalg.norm(p - target)))
+    return Point(float(best[0]), float(best[1]))
+
+
 class Gazetteer:
     """Read-only lookups in a gazetteer file."""
 
@@ -223,7 +271,7 @@ class Gazetteer:
             shapely.prepare(self._boundary)
         self._geometry = lru_cache(maxsize=4096)(self._load_geometry)
         self._calibration = lru_cache(maxsize=16384)(self._calibrate)
-        self._rate: float | None = None
+        self._rates: dict[str, float] | None = None  # metres per number, by directional
 
     @classmethod
     def open(cls, path: Path | str) -> Gazetteer:
@@ -585,12 +633,12 @@ class Gazetteer:
         crosses): that number is read from the address points other streets have near
         their crossing with it (`_calibrate`). Along the street's main direction (so
         that the pieces of a street the extract holds in parts count together), a line
-        is fitted through the crossings within four blocks of the number, its slope the
-        median of the pairs' (robust to one misread crossing), and must rise the way the
-        directional says (North numbers northwards). With only the numbering line known
-        (zero), the city's metres per number (`_metres_per_number`) carry it. The point
-        is the street's nearest to the fitted one, when within `_ON_STREET_M`. A street
-        with no directional takes the first directional whose crossings fit.
+        is fitted through the crossings near the number (`_fit_near`); with too few of
+        them, the number is carried from the nearest crossing at the city's metres per
+        number (`_carry`). The cross street's directional twin stands in for it when it
+        has no number of its own (`_twin`). The point is where the street reaches that
+        position along its axis (`_at_axis`). A street with no directional takes the
+        first directional whose crossings fit.
         """
         pre = self._pre[street_id]
         geometry = self._geometry(street_id)
@@ -616,52 +664,59 @@ class Gazetteer:
             anchors: list[tuple[float, float]] = []
             for lat, lon, other in crossings:
                 value = self._calibration(other, numbering)
+                if value is None and (twin := self._twin(other)) is not None:
+                    value = self._calibration(twin, numbering)
                 if value is not None:
                     p = local.point_m(lat, lon)
                     anchors.append((value, float(u @ (np.array([p.x, p.y]) - mean))))
-            near = [a for a in anchors if abs(a[0] - number) <= 4 * block]
-            x: float | None = None
+            x = _fit_near(anchors, number, rising, block)
             score = 5 * block
-            if len({n for n, _ in near}) >= 2:
-                lowest, highest = min(n for n, _ in near), max(n for n, _ in near)
-                if not lowest - block <= number <= highest + block:
-                    continue
-                slopes = [
-                    (xb - xa) / (nb - na)
-                    for (na, xa), (nb, xb) in itertools.combinations(near, 2)
-                    if nb != na
-                ]
-                slope = statistics.median(slopes)
-                if slope * rising <= 0:
-                    continue
-                x = statistics.median(xa - slope * na for na, xa in near) + slope * number
-            elif pre and anchors and all(n == 0 for n, _ in anchors):
-                rate = self._metres_per_number()
-                if rate is None:
-                    continue
-                x0 = statistics.fmean(xa for _, xa in anchors)
-                x = x0 + math.copysign(number * rate, rising)
+            if x is None and anchors:
+                x = self._carry(anchors, number, rising, numbering)
                 score = 6 * block
             if x is None:
                 continue
-            target = Point(mean[0] + x * u[0], mean[1] + x * u[1])
-            if line.distance(target) > _ON_STREET_M:
+            point = _at_axis(line, mean, u, x)
+            if point is None:
                 continue
-            snapped = ops.nearest_points(line, target)[0]
-            return (score, local.to_latlon(snapped))
+            return (score, local.to_latlon(point))
         return None
 
-    def _metres_per_number(self) -> float | None:
-        """Metres a house number spans, the median over streets whose address points and
-        numbering line (where they meet their opposite namesake) the gazetteer has."""
-        if self._rate is not None:
-            return self._rate or None
-        rates: list[float] = []
+    def _carry(
+        self, anchors: list[tuple[float, float]], number: int, rising: float, pre: str
+    ) -> float | None:
+        """Where `number` falls along a street's axis, carried from the crossing whose
+        number is nearest at the city's metres per number (`_metres_per_number`): for
+        numbers the crossings near them do not pin down."""
+        rate = self._metres_per_number(pre)
+        if rate is None:
+            return None
+        n0, _ = min(anchors, key=lambda a: (abs(a[0] - number), a[0]))
+        at = statistics.fmean(x for n, x in anchors if n == n0)
+        return at + (number - n0) * math.copysign(rate, rising)
+
+    def _twin(self, street_id: int) -> int | None:
+        """The namesake with the opposite directional (S Wolfe St for N Wolfe St): the
+        same line of the grid, so it crosses every street at the same hundred-block."""
+        pre = self._pre[street_id]
+        opposite = _OPPOSITE.get(pre)
+        if opposite is None:
+            return None
+        return self._by_key.get(f"{opposite} {self._keys[street_id][len(pre) + 1 :]}")
+
+    def _metres_per_number(self, pre: str) -> float | None:
+        """Metres a house number spans on streets of directional `pre` (blocks differ in
+        length north-south and east-west), the median over such streets whose address
+        points and numbering line (where they meet their opposite namesake) the
+        gazetteer has; over every directional when those of `pre` have none."""
+        if self._rates is None:
+            self._rates = self._measure_rates()
+        return self._rates.get(pre) or self._rates.get("")
+
+    def _measure_rates(self) -> dict[str, float]:
+        rates: dict[str, list[float]] = defaultdict(list)
         for street_id, pre in self._pre.items():
-            opposite = _OPPOSITE.get(pre)
-            if opposite is None:
-                continue
-            twin = self._by_key.get(f"{opposite} {self._keys[street_id][len(pre) + 1 :]}")
+            twin = self._twin(street_id)
             if twin is None:
                 continue
             zero = self._db.execute(
@@ -674,9 +729,12 @@ class Gazetteer:
             ).fetchall()
             if zero is None or not rows:
                 continue
-            rates += [distance_m(zero[0], zero[1], lat, lon) / n for n, lat, lon in rows]
-        self._rate = statistics.median(rates) if rates else 0.0
-        return self._rate or None
+            rates[pre] += [distance_m(zero[0], zero[1], lat, lon) / n for n, lat, lon in rows]
+        medians = {pre: statistics.median(values) for pre, values in rates.items()}
+        everything = [rate for values in rates.values() for rate in values]
+        if everything:
+            medians[""] = statistics.median(everything)
+        return medians
 
     def _calibrate(self, street_id: int, pre: str) -> float | None:
         """The house number of `pre` streets (n, s, e, w) where they cross this one: the
