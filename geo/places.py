@@ -34,9 +34,14 @@ Two passes, cheapest first, as in `overheard.classify.prefilter`:
    ("MAPLE SHADE DR": a longer name the gazetteer lacks). A street name with its type
    after a one-letter directional the gazetteer does not hold it with ("E Patapsco Ave"
    when it knows only the county's Patapsco Avenue) is that missing street, not a
-   mention. A place named after a crossing of two
-   streets the gazetteer has (a transit stop, "S Central Ave & Bank St") is not looked
-   for as a place: the words are read as the crossing they name.
+   mention; so is a spelling that names its street only without the directional the
+   street has ("Point Rd" for North Point Road) after a capitalised word that is no
+   name the gazetteer knows ("Hawkins Point Rd"; but "Fells Point Pratt St"). Nor is
+   a place or neighbourhood name followed by a street type ("Eagle St", "Riverside
+   Ave"): that is a street the gazetteer lacks, which may lie far from the place of
+   that name. A place named after a crossing of two streets the gazetteer has (a
+   transit stop, "S Central Ave & Bank St") is not looked for as a place: the words
+   are read as the crossing they name.
 
    Which reading a name gets when it could be several is decided by the rules in
    `_RULES`, and each mention says which rule decided it (`Mention.rule`).
@@ -78,6 +83,7 @@ _SPOT = frozenset({"at", "outside", "inside", "near", "behind", "by", "of", "fro
 _DOTTABLE = DIRECTIONAL_ABBREVIATIONS | SUFFIX_ABBREVIATIONS | {"st"}
 #: Directionals written as one letter: before a street name, part of it.
 _LETTERS = frozenset({"n", "s", "e", "w"})
+_OPPOSITE = {"n": "s", "s": "n", "e": "w", "w": "e"}
 _POSSESSIVE = frozenset({"'s", "’s", "'", "’"})
 _CROSSING_NAME = re.compile(r"^(.+?) (?:&|and|@|/|at) (.+)$")
 _JOIN_AFTER = re.compile(r"(?:\s*[&/@]\s*|\s+and\s+)\w")
@@ -193,6 +199,9 @@ class PlaceFinder:
         self.nlp = nlp or spacy.blank("en")
         kinds: dict[str, int] = {}
         bare: set[str] = set()
+        # Typed spellings that name their street only without a directional that is
+        # part of its name ("Point Rd" for North Point Road).
+        undirected: set[str] = set()
         for variant in gazetteer.street_variants():
             if variant in DIRECTIONALS or variant in DIRECTIONAL_ABBREVIATIONS:
                 continue  # "East" alone ("1951 East Joppa Rd") is read as a direction
@@ -200,6 +209,8 @@ class PlaceFinder:
             key = street_key(variant)
             if key.base == key.core:
                 bare.add(variant)
+            elif key.key == key.base and _directional_in_name(gazetteer, variant):
+                undirected.add(variant)
         for names, kind in (
             (gazetteer.place_names(), _PLACE),
             (gazetteer.neighbourhood_names(), _HOOD),
@@ -218,6 +229,7 @@ class PlaceFinder:
             del kinds[word]
         self._kinds = kinds
         self._bare = frozenset(bare)
+        self._undirected = frozenset(undirected)
         self._automaton = ahocorasick.Automaton()
         for spelling in kinds:
             self._automaton.add_word(spelling, spelling)
@@ -409,6 +421,13 @@ class PlaceFinder:
                 if not bare:
                     if span.start > 0 and doc[span.start - 1].lower_.rstrip(".") in _LETTERS:
                         continue  # "E Patapsco Ave" when only a Patapsco Avenue is known
+                    if (
+                        spelling in self._undirected
+                        and span.start > 0
+                        and _is_name_word(doc[span.start - 1])
+                        and not (i > 0 and spans[i - 1].end == span.start)
+                    ):
+                        continue  # "Hawkins Point Rd": not North Point Road
                     mentions.append(self._mention("street", [part], "typed", doc, offset))
                     continue
                 if not kinds & ~_STREET:
@@ -419,6 +438,8 @@ class PlaceFinder:
                 mentions.append(self._mention("city", [part], "city", doc, offset))
                 continue
             # A place or a neighbourhood (or a bare street name that is also one).
+            if span.end < len(doc) and _is_suffix(doc[span.end].lower_):
+                continue  # "Eagle St": a street the gazetteer lacks, not the Eagle bar
             rule = "bare_place" if kinds & _STREET else None
             if kinds & _PLACE and kinds & _HOOD:
                 kind = "place" if before and before[-1] in _SPOT else "neighbourhood"
@@ -479,6 +500,34 @@ def _names_crossing(spelling: str, kinds: dict[str, int]) -> bool:
     crossing = _CROSSING_NAME.match(spelling)
     return crossing is not None and all(
         kinds.get(street, 0) & _STREET for street in crossing.groups()
+    )
+
+
+def _directional_in_name(gazetteer: Gazetteer, spelling: str) -> bool:
+    """Whether a spelling without a directional names only streets that have one with
+    no namesake of the opposite directional: then the word is part of the name (North
+    Point Road), not a side of the grid (North and South Ann Street)."""
+    options = gazetteer.street_options(spelling)
+    keys = {option.key for option in options}
+    if not options or spelling in keys:
+        return False
+    for key in keys:
+        pre, _, rest = key.partition(" ")
+        if pre not in _OPPOSITE or f"{_OPPOSITE[pre]} {rest}" in keys:
+            return False
+    return True
+
+
+def _is_name_word(token: Token) -> bool:
+    """A capitalised word that may begin a street's name: not a directional, and not a
+    word that introduces a place ("On", "Near", "At")."""
+    word = token.lower_.rstrip(".")
+    return (
+        token.text[:1].isupper()
+        and token.is_alpha
+        and word not in DIRECTIONALS
+        and word not in DIRECTIONAL_ABBREVIATIONS
+        and word not in _ON | _SPOT | _STRONG | _WEAK
     )
 
 

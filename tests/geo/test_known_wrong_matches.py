@@ -99,3 +99,38 @@ def test_a_crossing_that_does_not_meet_keeps_the_street_inside_the_city(
     assert result.location is not None and result.location.precision is Precision.STREET
     assert result.location.span is not None and result.location.span.text == "E CHASE ST"
     assert any("one inside the city first" in r for r in result.reasons)
+
+
+@pytest.mark.parametrize(
+    ("text", "wrong"),
+    [
+        # Baltimore 311 rows on streets the extract lacks, once placed at a namesake.
+        ("2100 EAGLE ST, Baltimore City, 21223", "EAGLE"),  # a bar 6.8 km away
+        ("1200 RIVERSIDE AVE, Baltimore City, 21230", "RIVERSIDE"),  # the neighbourhood
+        ("3601 HAWKINS POINT RD, Baltimore City, 21226", "POINT RD"),  # North Point Road
+    ],
+)
+def test_a_street_the_gazetteer_lacks_is_not_its_namesake(
+    locator: Locator, text: str, wrong: str
+) -> None:
+    result = locator.locate(text)
+    assert (
+        result.location is None
+        or result.location.span is None
+        or (result.location.span.text != wrong)
+    ), result.reasons
+
+
+@pytest.mark.parametrize(
+    ("text", "span"),
+    [
+        ("pothole on North Point Rd", "North Point Rd"),
+        ("Fells Point Pratt St is flooded again", "Pratt St"),  # a known name before it
+        ("trash piled up outside the Eagle again", "Eagle"),  # the place, no street type
+        ("streetlight out on Patterson Park Ave", "Patterson Park Ave"),
+    ],
+)
+def test_the_namesake_rules_keep_what_they_should(locator: Locator, text: str, span: str) -> None:
+    result = locator.locate(text)
+    assert result.location is not None and result.location.span is not None, result.reasons
+    assert result.location.span.text == span
