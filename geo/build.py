@@ -3,11 +3,16 @@
 The file is written beside the target under a temporary name and renamed into place
 only when complete, so a failed build (a corrupt or truncated .pbf, say) leaves no
 half-built gazetteer, and an existing one untouched.
+
+`BUILD_VERSION` changes when a build puts something new in the file without changing
+its format; a city's gazetteer built by an older version is built again on first use
+(`overheard.geo.city`).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 import tempfile
@@ -17,12 +22,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import shapely
-from shapely.geometry import MultiLineString, shape
+from shapely.geometry import MultiLineString, Point, shape
 from shapely.geometry.base import BaseGeometry
 
 from overheard.geo.gazetteer import FORMAT_VERSION, SCHEMA
 from overheard.geo.normalise import house_number, place_key, street_key, variants
 from overheard.geo.osm_reader import Extract, Place, read_extract
+
+#: 2: localities outside the city (named administrative areas) among the neighbourhoods.
+BUILD_VERSION = 2
+#: How far outside the boundary a locality's point must lie to be kept: the boundary is
+#: generalised, and a clipped area's point may sit on the line it shares with the city.
+LOCALITY_MARGIN_M = 250.0
+_METRES_PER_DEGREE = 111_320.0
 
 
 class GazetteerBuildError(Exception):
@@ -137,6 +149,7 @@ def _write(
         counts = _fill(db, extract, boundary)
         meta = {
             "format_version": str(FORMAT_VERSION),
+            "build_version": str(BUILD_VERSION),
             "source": pbf.name,
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "block_size": str(block_size),
@@ -251,6 +264,12 @@ def _fill(
         known = neighbourhoods.get(place_key(hood.name))
         if known is None or (known.polygon is None and hood.polygon is not None):
             neighbourhoods[place_key(hood.name)] = hood
+    localities = 0
+    for locality in extract.localities if boundary is not None else ():
+        key = place_key(locality.name)
+        if key not in neighbourhoods and _well_outside(boundary, locality):
+            neighbourhoods[key] = locality
+            localities += 1
     db.executemany(
         "INSERT INTO neighbourhoods(key, name, kind, lat, lon, polygon) VALUES (?, ?, ?, ?, ?, ?)",
         [
@@ -274,5 +293,19 @@ def _fill(
         "addresses": len(addresses),
         "places": len(places),
         "neighbourhoods": len(neighbourhoods),
+        "localities_outside": localities,
         "boundary": int(boundary is not None),
     }
+
+
+def _well_outside(boundary: BaseGeometry | None, place: Place) -> bool:
+    """Whether a place lies outside the city by `LOCALITY_MARGIN_M` at least (a locality
+    named in a post then makes it not local: "a pothole in Dundalk")."""
+    if boundary is None:
+        return False
+    point = Point(place.lon, place.lat)
+    if boundary.contains(point):
+        return False
+    # A degree of longitude is the shortest here, so this errs towards "too near".
+    scale = _METRES_PER_DEGREE * math.cos(math.radians(place.lat))
+    return boundary.distance(point) * scale >= LOCALITY_MARGIN_M

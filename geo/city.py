@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from overheard.geo.build import build_gazetteer
-from overheard.geo.gazetteer import Gazetteer
+from overheard.geo.build import BUILD_VERSION, build_gazetteer
+from overheard.geo.gazetteer import Gazetteer, GazetteerError
 from overheard.geo.geocoder import AnswerCache, NominatimFallback
 from overheard.geo.locate import Locator
 from overheard.paths import CONFIG_DIR
@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 
 
 def gazetteer_path(profile: CityProfile, directory: Path) -> Path | None:
-    """The city's gazetteer file, (re)built when missing or older than its sources.
+    """The city's gazetteer file, (re)built when missing, older than its sources or
+    built by an older version of the build (`BUILD_VERSION`).
 
     None when the profile names no extract.
     """
@@ -27,11 +28,19 @@ def gazetteer_path(profile: CityProfile, directory: Path) -> Path | None:
     target = directory / f"{profile.name}.gazetteer.sqlite"
     sources = [geo.extract, *([geo.boundary] if geo.boundary else [])]
     newest = max(source.stat().st_mtime for source in sources)
-    if not target.exists() or target.stat().st_mtime < newest:
+    if not target.exists() or target.stat().st_mtime < newest or _built_before(target):
         log.info("building the %s gazetteer from %s", profile.name, geo.extract)
         directory.mkdir(parents=True, exist_ok=True)
         build_gazetteer(geo.extract, target, boundary=geo.boundary, block_size=geo.block_size)
     return target
+
+
+def _built_before(path: Path) -> bool:
+    try:
+        with Gazetteer.open(path) as gazetteer:
+            return gazetteer.meta.get("build_version") != str(BUILD_VERSION)
+    except GazetteerError:
+        return True  # unreadable or another format: build it again
 
 
 def locator_for(

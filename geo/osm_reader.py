@@ -7,7 +7,10 @@ One pass over the file with node locations and area assembly
 - objects with `addr:housenumber` and `addr:street` (nodes; ways and areas at their centroid);
 - named places (parks, stations, stops, schools, libraries, landmarks, shops, …);
 - neighbourhoods (`place=neighbourhood|suburb|quarter`; nodes, and areas with their polygon);
-- `boundary=administrative` areas that osmium could assemble whole.
+- `boundary=administrative` areas that osmium could assemble whole;
+- named administrative areas as localities (Dundalk, Rosedale: the places around a city
+  that people name), at a point: inside the area when it is whole, else the middle of
+  the member ways the extract holds (`Extract.localities`).
 
 A relation whose member ways are clipped by the extract does not come out as an area:
 that is how "the relation is whole" is decided.
@@ -119,7 +122,12 @@ class Extract:
     neighbourhoods: list[Place] = field(default_factory=list)
     admin_areas: list[AdminArea] = field(default_factory=list)
     admin_relations: dict[int, str] = field(default_factory=dict)  # every one, whole or not
+    localities: list[Place] = field(default_factory=list)
     node_count: int = 0
+    # Member ways of the administrative relations, and their coordinates where the
+    # extract holds them (boundary ways are tagged boundary=administrative too).
+    _admin_members: dict[int, tuple[str, list[int]]] = field(default_factory=dict)
+    _boundary_ways: dict[int, list[tuple[float, float]]] = field(default_factory=dict)
 
 
 def _place_kind(tags: Any) -> str | None:
@@ -170,9 +178,32 @@ def read_extract(path: str) -> Extract:
         elif isinstance(obj, osmium.osm.Relation):
             if obj.tags.get("boundary") == "administrative":
                 extract.admin_relations[obj.id] = obj.tags.get("name") or ""
+                ways = [m.ref for m in obj.members if m.type == "w"]
+                extract._admin_members[obj.id] = (obj.tags.get("admin_level") or "", ways)
         elif isinstance(obj, osmium.osm.Area):
             _area(extract, obj)
+    extract.localities = _localities(extract)
     return extract
+
+
+def _localities(extract: Extract) -> list[Place]:
+    """Every named administrative relation at a point, its kind `admin_level=N`."""
+    whole = {area.osm_id: area for area in extract.admin_areas}
+    localities = []
+    for osm_id, (level, ways) in sorted(extract._admin_members.items()):
+        name = extract.admin_relations.get(osm_id)
+        if not name:
+            continue
+        if osm_id in whole:
+            point = whole[osm_id].polygon.representative_point()
+            lon, lat = point.x, point.y
+        else:
+            centre = _centroid(c for w in ways for c in extract._boundary_ways.get(w, ()))
+            if centre is None:
+                continue
+            lon, lat = centre
+        localities.append(Place(name, f"admin_level={level}", lon, lat))
+    return localities
 
 
 def _tagged_point(extract: Extract, tags: Any, lon: float, lat: float) -> None:
@@ -196,6 +227,8 @@ def _way(extract: Extract, way: Any) -> None:
     coords = [(n.lon, n.lat) for n in way.nodes if n.location.valid()]
     if name and highway and highway not in _SKIPPED_HIGHWAYS and len(coords) >= 2:
         extract.ways.append(Way(name, highway, [n.ref for n in way.nodes], coords))
+    if tags.get("boundary") == "administrative":
+        extract._boundary_ways[way.id] = coords
     street, number = tags.get("addr:street"), tags.get("addr:housenumber")
     if street and number and not way.is_closed():
         # Closed ways come back as areas, where they are counted once.

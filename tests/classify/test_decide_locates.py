@@ -1,12 +1,15 @@
 """The decision with the city's gazetteer: issues carry a location; places outside the
 city are not the city's. Built from the extract the project ships in config/geo/."""
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from overheard.classify.decide import Classifier, Outcome
+from overheard.geo.build import BUILD_VERSION
 from overheard.geo.city import gazetteer_path, locator_for
+from overheard.geo.gazetteer import Gazetteer
 from overheard.model import Precision
 from overheard.profile import load_profile
 from tests.factories import post
@@ -64,3 +67,15 @@ def test_the_gazetteer_is_built_once_and_then_reused(
     built = first.stat().st_mtime_ns
     assert gazetteer_path(profile, gazetteers) == first
     assert first.stat().st_mtime_ns == built
+
+
+def test_a_gazetteer_built_by_an_older_build_is_built_again(tmp_path: Path) -> None:
+    profile = load_profile("baltimore")
+    path = gazetteer_path(profile, tmp_path)
+    assert path is not None
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'build_version'")
+    db.close()
+    assert gazetteer_path(profile, tmp_path) == path
+    with Gazetteer.open(path) as gazetteer:
+        assert gazetteer.meta["build_version"] == str(BUILD_VERSION)

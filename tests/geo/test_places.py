@@ -94,8 +94,10 @@ def test_common_words_are_not_places(finder: PlaceFinder) -> None:
 
 
 def test_other_street_type_is_not_a_match(finder: PlaceFinder) -> None:
-    # The extract has Wise Court only: "WISE AVE" (Dundalk) is another street.
-    assert finder.find("7819 WISE AVE, DUNDALK, 21222") == []
+    # The extract has Wise Court only: "WISE AVE" (Dundalk) is another street. Dundalk
+    # itself is a locality outside the city (and a bare Dundalk Avenue).
+    found = finder.find("7819 WISE AVE, DUNDALK, 21222")
+    assert [(m.kind, m.text, m.rule) for m in found] == [("neighbourhood", "DUNDALK", "bare_place")]
 
 
 def test_city_name(finder: PlaceFinder) -> None:
