@@ -15,6 +15,11 @@ volume) the connector runs on, and one process writes a given stream's cursor.
 A crash between the flush and this commit loses no post: the restart resumes from
 the previous cursor and sends that batch again; the posts' ids make the repeat
 harmless downstream (the classify stage derives the same issue id).
+
+The `sent` table lists the posts a live connector sent (id and creation time), written in
+the same transaction as the cursor: the ids to ask the platform about again later (X's
+batch compliance, Reddit's `/api/info`; `ingest/recheck.py`). A post found deleted leaves
+it; posts older than any sink keeps text are pruned, since nothing is left to forget.
 """
 
 from __future__ import annotations
@@ -40,9 +45,28 @@ CREATE TABLE IF NOT EXISTS deletions (
     reason TEXT NOT NULL,
     noticed_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS sent (
+    post_id TEXT NOT NULL PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    sent_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sent_by_creation ON sent (created_at);
 """
 
 Cursor = dict[str, Any]
+
+
+def _stamp(moment: datetime) -> str:
+    """A UTC time of fixed width, so that SQLite compares the text in time order."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A post a live connector sent: its id, and when it was posted (what retention counts)."""
+
+    post_id: str
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -81,10 +105,16 @@ class CursorStore:
         return state
 
     def commit(
-        self, stream: str, cursor: Mapping[str, Any], deletions: Iterable[Deletion] = ()
+        self,
+        stream: str,
+        cursor: Mapping[str, Any],
+        deletions: Iterable[Deletion] = (),
+        sent: Iterable[Sent] = (),
     ) -> None:
-        """Record the cursor and the deletions in one transaction, durable once this returns."""
+        """Record the cursor, the deletions and the posts sent in one transaction, durable
+        once this returns. A deleted post is no longer one to check again."""
         now = datetime.now(UTC).isoformat()
+        deletions = list(deletions)
         with self._db:  # one transaction: committed on success, rolled back on error
             self._db.execute(
                 "INSERT INTO cursors (stream, state, updated_at) VALUES (?, ?, ?) "
@@ -97,6 +127,29 @@ class CursorStore:
                 "ON CONFLICT (post_id) DO NOTHING",
                 [(d.post_id, d.reason, now) for d in deletions],
             )
+            self._db.executemany(
+                "INSERT INTO sent (post_id, created_at, sent_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (post_id) DO NOTHING",
+                [(s.post_id, _stamp(s.created_at), now) for s in sent],
+            )
+            self._db.executemany(
+                "DELETE FROM sent WHERE post_id = ?", [(d.post_id,) for d in deletions]
+            )
+
+    def sent_ids(self, platform: str) -> list[str]:
+        """The ids of the posts sent from `platform` (`x`, `reddit`) not known deleted,
+        oldest post first."""
+        rows = self._db.execute(
+            "SELECT post_id FROM sent WHERE post_id LIKE ? ORDER BY created_at, post_id",
+            (f"{platform}:%",),
+        )
+        return [post_id for (post_id,) in rows]
+
+    def prune_sent(self, before: datetime) -> int:
+        """Stop tracking posts created before `before`; returns how many."""
+        with self._db:
+            cursor = self._db.execute("DELETE FROM sent WHERE created_at < ?", (_stamp(before),))
+        return cursor.rowcount
 
     def deletions(self) -> list[Deletion]:
         """Every deletion noticed, oldest first: what `overheard forget` will act on."""

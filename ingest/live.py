@@ -3,8 +3,9 @@
 A connector (`x_search.XSearch`, `reddit_stream.RedditStreams`) yields `Batch`es: the
 posts (or dead letters) of one page or one response, the cursor to store once they are
 acknowledged, and the deletions it noticed. `feed_live` sends each batch, waits for
-Kafka to acknowledge all of it (acks=all, `Producer.flush`), then commits the cursor and
-the deletions in one transaction (`CursorStore.commit`). A crash in between re-sends at
+Kafka to acknowledge all of it (acks=all, `Producer.flush`), then commits the cursor, the
+deletions and the ids of the posts sent (to re-check later) in one transaction
+(`CursorStore.commit`). A crash in between re-sends at
 most that batch; nothing is skipped.
 
 A connector raises `TransientError` for what may pass (5xx, a torn response, the
@@ -30,7 +31,7 @@ from overheard.retry import retry_transient
 from overheard.settings import RetrySettings
 from overheard.summary import Summary
 
-from .cursors import Cursor, CursorStore, Deletion
+from .cursors import Cursor, CursorStore, Deletion, Sent
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,8 @@ def poll_once(
         for item in batch.items:
             _send(producer, topics, summary, item)
         retry_transient(producer.flush, retry, stop, f"sending {batch.stream} to Kafka")
-        cursors.commit(batch.stream, batch.cursor, batch.deletions)
+        sent = [Sent(i.id, i.created_at) for i in batch.items if isinstance(i, Post)]
+        cursors.commit(batch.stream, batch.cursor, batch.deletions, sent)
         if batch.items or batch.deletions:
             log.info(
                 "%s: %d posts sent, %d deletions noted; cursor %s",

@@ -70,6 +70,28 @@ def posts_from_thing(thing: Any, provenance: Provenance) -> Iterator[Post | Mess
         yield from posts_from_listing(replies, provenance)
 
 
+def gone(data: dict[str, Any], kind: Kind) -> str | None:
+    """Why the thing is no longer (wholly) on Reddit, or None when it is.
+
+    Reddit keeps a deleted or removed thing in its listings with its text replaced by
+    `[deleted]` / `[removed]` and, when its author deleted it or their account, the
+    author by `[deleted]`; a submission also says who removed it in
+    `removed_by_category` (`deleted`, `author`, `moderator`, `reddit`, `copyright_takedown`,
+    …), null while it is up. A comment whose submission is gone (`link_author` is
+    `[deleted]`) is itself still there.
+    """
+    if kind == "t3":
+        category = string(data, "removed_by_category")
+        if category is not None:
+            return f"removed on Reddit ({category})"
+    text = (string(data, "body" if kind == "t1" else "selftext") or "").strip()
+    if text in _GONE:
+        return f"{text[1:-1]} on Reddit"
+    if data.get("author") == "[deleted]":
+        return "its author's Reddit account was deleted"
+    return None
+
+
 def post_from_pushshift(record: dict[str, Any], provenance: Provenance) -> Post:
     return post_from_data(record, "t3" if "title" in record else "t1", provenance)
 

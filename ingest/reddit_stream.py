@@ -15,7 +15,10 @@ JSON straight into Posts.
 
 Comments from `/r/<name>/comments` carry their thread: subreddit, parent, submission
 and its title. Deleted and removed things (a `[deleted]`/`[removed]` body, a
-submission's `removed_by_category`) are recorded as `Deletion`s, not sent.
+submission's `removed_by_category`, a `[deleted]` author; `reddit.gone`) are recorded as
+`Deletion`s, not sent. Things removed after they were read are found by asking Reddit
+about every post sent (`reddit_recheck.py`), which each poll does first when
+`reddit.recheck_every_h` has passed since the last check (`recheck.py`).
 
 Failures: prawcore retries a 5xx twice itself; after that, and for a torn body, a
 429 or the network, `TransientError` (the poll is retried from the stored cursors with
@@ -38,20 +41,22 @@ from praw.models.util import stream_generator
 
 from overheard import __version__
 from overheard.deadletter import DeadLetter
-from overheard.errors import ConfigError, MessageError, TransientError
+from overheard.errors import ConfigError, MessageError
 from overheard.model import Platform, Post, Provenance
 from overheard.profile import CityProfile
 from overheard.settings import RedditSettings
 
 from .cursors import Cursor, CursorStore, Deletion
-from .live import Batch, CredentialsRejected, redact_secrets
+from .live import Batch
 from .normalise import as_dict, as_list, attempt, string
-from .reddit import Kind, post_from_data
+from .recheck import recheck_if_due
+from .reddit import Kind, gone, post_from_data
+from .reddit_client import failure, reddit_client
+from .reddit_recheck import RedditRecheck
 
 log = logging.getLogger(__name__)
 
 CONNECTOR = "reddit"
-_GONE = frozenset({"[deleted]", "[removed]"})
 _KINDS: dict[str, Kind] = {"submissions": "t3", "comments": "t1"}
 #: The listing each stream reads, as praw's own `subreddit.stream.*` do.
 _PATHS = {"submissions": "r/{}/new", "comments": "r/{}/comments/"}
@@ -65,57 +70,51 @@ class _Thing:
     data: dict[str, Any]
 
 
-def gone(data: dict[str, Any], kind: Kind) -> str | None:
-    """Why the thing is no longer on Reddit, or None when it is."""
-    if kind == "t1":
-        body = (string(data, "body") or "").strip()
-        return f"{body[1:-1]} on Reddit" if body in _GONE else None
-    category = string(data, "removed_by_category")
-    if category is not None:
-        return f"removed on Reddit ({category})"
-    selftext = (string(data, "selftext") or "").strip()
-    if selftext in _GONE and data.get("author") == "[deleted]":
-        return "deleted on Reddit"
-    return None
-
-
 class RedditStreams:
     """The profile's subreddits, two streams each; a `LiveConnector`."""
 
     name = CONNECTOR
 
     def __init__(
-        self, reddit: praw.Reddit, subreddits: list[str], settings: RedditSettings
+        self,
+        reddit: praw.Reddit,
+        subreddits: list[str],
+        settings: RedditSettings,
+        *,
+        recheck: RedditRecheck | None = None,
+        keep_days: int | None = None,
     ) -> None:
         self._reddit = reddit
         self.subreddits = subreddits
         self.streams = list(settings.streams)
         self.poll_interval_s = settings.poll_interval_s
+        #: Asks Reddit which posts sent are gone since, every `reddit.recheck_every_h` hours.
+        self.recheck = recheck
+        self.recheck_every_h = settings.recheck_every_h
+        self.keep_days = keep_days
         #: Per stream: praw's generator and the cursor its last batch should have stored.
         self._open: dict[str, tuple[Iterator[Any], Cursor]] = {}
 
     @classmethod
-    def from_settings(cls, settings: RedditSettings, profile: CityProfile) -> RedditStreams:
-        if settings.client_id is None or settings.client_secret is None:
-            raise ConfigError(
-                "the Reddit connector needs OVERHEARD_REDDIT__CLIENT_ID and "
-                "OVERHEARD_REDDIT__CLIENT_SECRET"
-            )
+    def from_settings(
+        cls, settings: RedditSettings, profile: CityProfile, *, keep_days: int | None = None
+    ) -> RedditStreams:
+        """`keep_days`: how long any sink keeps post text (`recheck.keep_days`); posts older
+        than that are no longer checked for removal. None: every post sent is."""
         if not profile.community.subreddits:
             raise ConfigError(f"the {profile.name} profile lists no [community] subreddits")
-        client_id = settings.client_id.get_secret_value()
-        secret = settings.client_secret.get_secret_value()
-        redact_secrets(["prawcore", "praw"], [client_id, secret])
-        reddit = praw.Reddit(
-            client_id=client_id,
-            client_secret=secret,
-            user_agent=settings.user_agent,
-            check_for_updates=False,
-            check_for_async=False,
+        reddit = reddit_client(settings)
+        recheck = RedditRecheck(reddit) if settings.recheck_every_h > 0 else None
+        return cls(
+            reddit,
+            list(profile.community.subreddits),
+            settings,
+            recheck=recheck,
+            keep_days=keep_days,
         )
-        return cls(reddit, list(profile.community.subreddits), settings)
 
     def poll(self, cursors: CursorStore) -> Iterator[Batch]:
+        yield from recheck_if_due(self.recheck, cursors, self.recheck_every_h, self.keep_days)
         for subreddit in self.subreddits:
             for kind in self.streams:
                 yield from self._read(f"reddit:r/{subreddit}/{kind}", subreddit, kind, cursors)
@@ -141,7 +140,7 @@ class RedditStreams:
                     break
                 things.append(thing)
         except prawcore.PrawcoreException as exc:
-            raise _failure(exc, subreddit) from exc
+            raise failure(exc, f"r/{subreddit}") from exc
         cursor = {"after": things[-1].name} if things else stored
         self._open[stream] = (generator, cursor)
         if things:
@@ -182,16 +181,3 @@ def _batch(stream: str, kind: Kind, things: list[_Thing], cursor: Cursor) -> Bat
         else:
             batch.items.append(outcome)
     return batch
-
-
-def _failure(exc: prawcore.PrawcoreException, subreddit: str) -> Exception:
-    """What a prawcore error means here: refused credentials, a wrong subreddit, or a pause."""
-    status = getattr(getattr(exc, "response", None), "status_code", None)
-    if isinstance(exc, prawcore.OAuthException) or status == 401:
-        return CredentialsRejected(
-            "Reddit refused the app's credentials (401): check OVERHEARD_REDDIT__CLIENT_ID "
-            "and OVERHEARD_REDDIT__CLIENT_SECRET; the Reddit connector stopped without retrying."
-        )
-    if status in (403, 404) or isinstance(exc, prawcore.Redirect):
-        return ConfigError(f"r/{subreddit} is private, banned or does not exist ({status})")
-    return TransientError(f"Reddit request failed: {type(exc).__name__} {status or ''}".strip())

@@ -23,6 +23,11 @@ answer names no reset time), logged and counted (`overheard_rate_limit_waits` an
 `wait_on_rate_limit` is not used, since it re-asks at once when the header is missing.
 5xx, network errors and a torn body: `TransientError` (the poll is retried with
 backoff). 401 and 403: `CredentialsRejected`, no retry.
+
+Deletions. A referenced tweet the answer reports not found is recorded as deleted. Posts
+deleted after they were read are found by X's batch compliance (`x_compliance.py`), which
+each poll runs first when `x.compliance_every_h` has passed since the last check
+(`recheck.py`).
 """
 
 from __future__ import annotations
@@ -40,22 +45,23 @@ from typing import Any
 import requests
 import tweepy
 
-from overheard import __version__, metrics
+from overheard import __version__
 from overheard.deadletter import DeadLetter
 from overheard.errors import ConfigError, MessageError, TransientError
 from overheard.model import Platform, Post, Provenance
 from overheard.profile import CityProfile
-from overheard.retry import Stopped
 from overheard.settings import XSettings
 
 from .cursors import Cursor, CursorStore, Deletion
-from .live import Batch, CredentialsRejected, redact_secrets
+from .live import Batch, CredentialsRejected
 from .normalise import as_dict, as_list, string
+from .recheck import recheck_if_due
+from .x_client import CONNECTOR, wait_for_reset, x_client
+from .x_compliance import XCompliance
 from .x_v2 import posts_from_response
 
 log = logging.getLogger(__name__)
 
-CONNECTOR = "x"
 ENDPOINT = "/2/tweets/search/recent"
 
 #: Every field `Post` is made of: text (long posts in note_tweet), time, author and their
@@ -157,6 +163,8 @@ class XSearch:
         stop: threading.Event,
         *,
         clock: Callable[[], float] = time.time,
+        compliance: XCompliance | None = None,
+        keep_days: int | None = None,
     ) -> None:
         self._client = client
         self.queries = queries
@@ -164,22 +172,34 @@ class XSearch:
         self.poll_interval_s = settings.poll_interval_s
         self._stop = stop
         self._clock = clock
+        #: Asks X which posts sent were deleted since, every `x.compliance_every_h` hours.
+        self.compliance = compliance
+        self.keep_days = keep_days
 
     @classmethod
     def from_settings(
-        cls, settings: XSettings, profile: CityProfile, stop: threading.Event
+        cls,
+        settings: XSettings,
+        profile: CityProfile,
+        stop: threading.Event,
+        *,
+        keep_days: int | None = None,
     ) -> XSearch:
-        if settings.bearer_token is None:
-            raise ConfigError("the X connector needs a bearer token in OVERHEARD_X__BEARER_TOKEN")
-        token = settings.bearer_token.get_secret_value()
-        redact_secrets(["tweepy.client"], [token])
-        client = tweepy.Client(bearer_token=token, return_type=dict, wait_on_rate_limit=False)
+        """`keep_days`: how long any sink keeps post text (`recheck.keep_days`); posts older
+        than that are no longer checked for deletion. None: every post sent is."""
+        client = x_client(settings)
         queries = build_queries(profile, settings)
         for query in queries:
             log.info("X stream %s searches: %s", stream_name(query), query)
-        return cls(client, queries, settings, stop)
+        compliance = None
+        if settings.compliance_every_h > 0:
+            compliance = XCompliance(client, settings, stop)
+        return cls(client, queries, settings, stop, compliance=compliance, keep_days=keep_days)
 
     def poll(self, cursors: CursorStore) -> Iterator[Batch]:
+        yield from recheck_if_due(
+            self.compliance, cursors, self.settings.compliance_every_h, self.keep_days
+        )
         for query in self.queries:
             stream = stream_name(query)
             yield from self._poll_query(query, stream, cursors.load(stream))
@@ -278,16 +298,4 @@ class XSearch:
             return response
 
     def _wait_for_reset(self, reset_time: int | None) -> None:
-        if reset_time is not None:
-            wait = max(1.0, reset_time - self._clock() + 1)
-            until = datetime.fromtimestamp(reset_time, UTC).isoformat(timespec="seconds")
-            log.warning("X rate limit reached: waiting %.0f s, until %s", wait, until)
-        else:
-            wait = self.settings.rate_limit_wait_s
-            log.warning(
-                "X rate limit reached with no reset time: waiting %.0f s (x.rate_limit_wait_s)",
-                wait,
-            )
-        metrics.rate_limited(CONNECTOR, wait)
-        if self._stop.wait(wait):
-            raise Stopped("waiting for X's rate limit")
+        wait_for_reset(reset_time, self.settings, self._stop, self._clock)

@@ -787,6 +787,84 @@ def train(
     out.print(f"models {metrics['version']} written to {out_dir}")
 
 
+# -- ingest: the live connectors' deletion checks -------------------------------------------
+
+ingest_app = typer.Typer(
+    help="The live connectors' chores outside `run`: deletions on the platforms.",
+    no_args_is_help=True,
+)
+app.add_typer(ingest_app, name="ingest")
+
+
+class CheckedPlatform(StrEnum):
+    x = "x"
+    reddit = "reddit"
+
+
+@ingest_app.command("compliance")
+def ingest_compliance(
+    platform: Annotated[CheckedPlatform, typer.Argument(help="x or reddit.")],
+    forget_them: Annotated[
+        bool,
+        typer.Option(
+            "--forget/--no-forget",
+            help="Forget what was found in every sink now (as the daemon's housekeeping "
+            "would), or only record it.",
+        ),
+    ] = True,
+    config: ConfigFile = None,
+    city: City = None,
+    db: Database = None,
+) -> None:
+    """Ask X (batch compliance) or Reddit (/api/info) which posts sent were deleted since,
+    record them with the connectors' deletions, and forget them."""
+    from overheard import audit
+    from overheard.errors import OverheardError
+    from overheard.forget import forget_deletions
+    from overheard.ingest.cursors import CursorStore
+    from overheard.ingest.recheck import Checker, keep_days, now_utc, recheck
+    from overheard.ingest.reddit_client import reddit_client
+    from overheard.ingest.reddit_recheck import RedditRecheck
+    from overheard.ingest.x_compliance import XCompliance
+    from overheard.privacy import Pseudonymiser
+
+    settings = _settings(config, city=city, database__url=db)
+    _logging("WARNING", settings)
+    store = CursorStore(settings.ingest.checkpoint_dir / "live.sqlite")
+    try:
+        checker: Checker
+        if platform is CheckedPlatform.x:
+            checker = XCompliance.from_settings(settings.x, threading.Event())
+        else:
+            checker = RedditRecheck(reddit_client(settings.reddit))
+        batch = recheck(checker, store, keep_days(settings), now_utc())
+        store.commit(batch.stream, batch.cursor, batch.deletions)
+        out.print(
+            f"{batch.cursor['checked']} post(s) checked on {platform.value}, "
+            f"{len(batch.deletions)} deleted or removed since read"
+        )
+        if forget_them:
+            sinks = _open_sinks(settings)
+            audit_log = audit.AuditLog.from_settings(settings)
+            try:
+                done = forget_deletions(
+                    store.deletions(), sinks, audit_log, Pseudonymiser.from_settings(settings)
+                )
+            finally:
+                for sink in sinks:
+                    sink.close()
+                audit_log.close()
+            out.print(f"{done} post(s) forgotten (recorded in the audit log)")
+    except ConfigError as exc:
+        err.print(f"[bold red]configuration error[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2) from exc
+    except OverheardError as exc:
+        err.print(f"[bold red]error[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(1) from exc
+    finally:
+        store.close()
+
+
 # -- privacy: forget and retention ----------------------------------------------------------
 
 retention_app = typer.Typer(

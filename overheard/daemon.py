@@ -146,15 +146,17 @@ def _ingest(pipeline: Pipeline, archives: Sequence[Path]) -> Callable[[], None]:
 def _live(pipeline: Pipeline) -> Callable[[], None]:
     """The X or Reddit connector (`ingest.connector`), made here so a setup error stops the
     daemon before any stage starts; its cursors live in `<checkpoint_dir>/live.sqlite`."""
+    from overheard.ingest.recheck import keep_days
     from overheard.ingest.reddit_stream import RedditStreams
-    from overheard.ingest.x_search import XSearch
+    from overheard.ingest.x_stream import x_connector
 
     settings, stop = pipeline.settings, pipeline.stop
     connector: LiveConnector
+    keep = keep_days(settings)  # posts older than any sink keeps text: not re-checked
     if settings.ingest.connector == "x":
-        connector = XSearch.from_settings(settings.x, pipeline.profile, stop)
+        connector = x_connector(settings.x, pipeline.profile, stop, keep_days=keep)
     else:
-        connector = RedditStreams.from_settings(settings.reddit, pipeline.profile)
+        connector = RedditStreams.from_settings(settings.reddit, pipeline.profile, keep_days=keep)
 
     def run() -> None:
         cursors = CursorStore(settings.ingest.checkpoint_dir / "live.sqlite")

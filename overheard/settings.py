@@ -154,6 +154,15 @@ class XSettings(_Section):
     poll_interval_s: Positive = 60.0
     #: How long to wait on a 429 that names no reset time: X's rate-limit window.
     rate_limit_wait_s: Positive = 900.0
+    #: Every this many hours, ask X's batch compliance which posts sent were deleted since
+    #: (X's developer terms require honouring it); 0 turns the check off.
+    compliance_every_h: Annotated[float, Field(ge=0)] = 24.0
+    #: How often to ask whether a compliance job is done, and how long to wait for it.
+    compliance_poll_s: Positive = 30.0
+    compliance_wait_max_s: Positive = 3600.0
+    #: Read the filtered stream (rules from the profile) instead of polling recent search;
+    #: needs an access level that includes it. Recent search still backfills each restart.
+    filtered_stream: bool = False
 
 
 class RedditSettings(_Section):
@@ -167,6 +176,9 @@ class RedditSettings(_Section):
     #: What to read of each subreddit: new submissions, new comments, or both.
     streams: list[Literal["submissions", "comments"]] = ["submissions", "comments"]
     poll_interval_s: Positive = 30.0
+    #: Every this many hours, ask Reddit (`/api/info`) which posts sent were deleted or
+    #: removed since; 0 turns the check off.
+    recheck_every_h: Annotated[float, Field(ge=0)] = 24.0
 
 
 class JsonlSettings(_Section):

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from overheard.ingest.cursors import CursorStore, Deletion
+from overheard.ingest.cursors import CursorStore, Deletion, Sent
 from overheard.ingest.live import poll_once
 from overheard.ingest.x_search import XSearch
 from overheard.pipeline import Pipeline
@@ -33,12 +33,16 @@ class KilledBeforeCommit(CursorStore):
         self._left = kill_at
 
     def commit(
-        self, stream: str, cursor: Mapping[str, Any], deletions: Iterable[Deletion] = ()
+        self,
+        stream: str,
+        cursor: Mapping[str, Any],
+        deletions: Iterable[Deletion] = (),
+        sent: Iterable[Sent] = (),
     ) -> None:
         self._left -= 1
         if self._left == 0:
             os.kill(os.getpid(), signal.SIGKILL)
-        super().commit(stream, cursor, deletions)
+        super().commit(stream, cursor, deletions, sent)
 
 
 def settings(bootstrap: str, prefix: str) -> Settings:
@@ -48,7 +52,7 @@ def settings(bootstrap: str, prefix: str) -> Settings:
         ),
         geo=GeoSettings(enabled=False),
         retry=RetrySettings(initial_s=0.1, max_s=1.0),
-        x=XSettings(bearer_token=SecretStr("x-crash-test-token")),
+        x=XSettings(bearer_token=SecretStr("x-crash-test-token"), compliance_every_h=0),
         sinks=[],
     )
 

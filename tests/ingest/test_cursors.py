@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from overheard.ingest.cursors import CursorStore, Deletion
+from overheard.ingest.cursors import CursorStore, Deletion, Sent
 from overheard.ingest.errors import CheckpointError
 
 
@@ -42,3 +43,19 @@ def test_a_damaged_cursor_is_an_error_not_a_fresh_start(tmp_path: Path) -> None:
     store._db.commit()
     with pytest.raises(CheckpointError, match="damaged"):
         store.load("s")
+
+
+def test_posts_sent_are_tracked_until_deleted_or_too_old(tmp_path: Path) -> None:
+    store = CursorStore(tmp_path / "live.sqlite")
+    day = datetime(2026, 11, 1, tzinfo=UTC)
+    sent = [Sent("x:1", day), Sent("reddit:t1_a", day), Sent("x:2", day + timedelta(days=1))]
+    store.commit("s", {"after": "1"}, sent=sent)
+    store.commit("s", {"after": "1"}, sent=sent[:1])  # a repeat changes nothing
+    assert store.sent_ids("x") == ["x:1", "x:2"]
+    assert store.sent_ids("reddit") == ["reddit:t1_a"]
+    store.commit("x:compliance", {"checked_at": "…"}, [Deletion("x:1", "deleted on X")])
+    assert store.sent_ids("x") == ["x:2"]
+    assert store.prune_sent(day + timedelta(hours=1)) == 1
+    store.close()
+    reopened = CursorStore(tmp_path / "live.sqlite")
+    assert reopened.sent_ids("x") == ["x:2"] and reopened.sent_ids("reddit") == []

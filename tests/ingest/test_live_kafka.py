@@ -75,6 +75,8 @@ def test_a_kill_between_flush_and_commit_repeats_the_batch_and_loses_none(
     # The restart resumes at page 2 (the stored next_token) and finishes the poll.
     assert feed(kafka_bootstrap, prefix, tmp_path, kill_at=0) == 0
     assert store.load(stream) == {"since_id": FIRST_PAGE_NEWEST}
+    # The posts to check for deletion later went in with each cursor: each once.
+    assert len(store.sent_ids("x")) == 12
 
     pipeline = Pipeline.build(settings(kafka_bootstrap, prefix))
     posts = Counter(

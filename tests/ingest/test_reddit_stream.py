@@ -26,6 +26,7 @@ def connector(subreddit: str, *streams: str) -> RedditStreams:
         client_id=SecretStr("reddit-test-client-id"),
         client_secret=SecretStr("reddit-test-client-secret"),
         streams=list(streams),
+        recheck_every_h=0,
     )
     return RedditStreams.from_settings(settings, profile_with_subreddits(subreddit))
 

@@ -36,7 +36,9 @@ RESET = 1665183229  # x-rate-limit-reset in the 429 cassette
 
 
 def settings(**changes: object) -> XSettings:
-    base = XSettings(bearer_token=SecretStr("x-test-bearer-token"), rate_limit_wait_s=0.01)
+    base = XSettings(
+        bearer_token=SecretStr("x-test-bearer-token"), rate_limit_wait_s=0.01, compliance_every_h=0
+    )
     return base.model_copy(update=changes)
 
 

@@ -244,11 +244,227 @@ def x_cassettes() -> None:
         [_x_answer(503, "Service Unavailable", unavailable, {}), page, answer],
         f"Written from X's docs: a 503 (server overloaded), then {then}.",
     )
+    compliance_cassettes(page, answer, source)
+    stream_cassettes(page, answer, source)
     truncated = json.dumps(last)[:700]
     _write_yaml(
         "search_recent_truncated_from_docs.yaml",
         [_x_answer(200, "OK", truncated, {}), page, answer],
         f"A 200 whose JSON body is cut short (the last page, at 700 bytes), then {then}.",
+    )
+
+
+#: A compliance job as X's batch-compliance docs show it; the signed URLs' signatures are
+#: placeholders (a real one is a credential for that job's files).
+COMPLIANCE_JOB = "1425543269983784962"
+_SIGNED = (
+    "?X-Goog-Algorithm=GOOG4-RSA-SHA256"
+    "&X-Goog-Credential=complianceapi-public-svc-acct%40twttr-compliance-public-prod.iam."
+    "gserviceaccount.com%2F20210811%2Fauto%2Fstorage%2Fgoog4_request"
+    "&X-Goog-Date=20210811T194255Z&X-Goog-Expires={expires}"
+    "&X-Goog-SignedHeaders={signed}&X-Goog-Signature=<SIGNATURE>"
+)
+UPLOAD_URL = (
+    f"https://storage.googleapis.com/twttr-tweet-compliance/{COMPLIANCE_JOB}/submission/"
+    f"1202726487847104512_{COMPLIANCE_JOB}"
+    + _SIGNED.format(expires="900", signed="content-type%3Bhost")
+)
+DOWNLOAD_URL = (
+    f"https://storage.googleapis.com/twttr-tweet-compliance/{COMPLIANCE_JOB}/delivery/"
+    f"1202726487847104512_{COMPLIANCE_JOB}" + _SIGNED.format(expires="604800", signed="host")
+)
+#: Posts of the recorded search page that the results report, with X's reasons.
+COMPLIANCE_EVENTS = [
+    ("1578515564971970560", "2022-10-07T22:18:02.000Z", "deleted"),
+    ("1578514055010324480", "2022-10-07T22:12:02.000Z", "suspended"),
+]
+
+
+def _compliance_job(status: str) -> dict[str, Any]:
+    return {
+        "data": {
+            "created_at": "2021-08-11T19:42:55.000Z",
+            "download_expires_at": "2021-08-18T19:42:55.000Z",
+            "download_url": DOWNLOAD_URL,
+            "id": COMPLIANCE_JOB,
+            "resumable": False,
+            "status": status,
+            "type": "tweets",
+            "upload_expires_at": "2021-08-11T19:57:55.000Z",
+            "upload_url": UPLOAD_URL,
+        }
+    }
+
+
+def _storage(method: str, uri: str, body: str, content_type: str) -> dict[str, Any]:
+    """A PUT or GET of a signed Cloud Storage URL (an empty 200 to an upload)."""
+    return {
+        "request": {"body": None, "headers": {}, "method": method, "uri": uri},
+        "response": {
+            "body": {"string": body},
+            "headers": {"content-type": [content_type]},
+            "status": {"code": 200, "message": "OK"},
+        },
+    }
+
+
+def compliance_cassettes(page: dict[str, Any], answer: dict[str, Any], source: str) -> None:
+    """X API v2 batch compliance (POST /2/compliance/jobs, the upload, GET
+    /2/compliance/jobs/:id, the download), as X's docs for the endpoints describe them."""
+    jobs = "https://api.twitter.com/2/compliance/jobs"
+    created = _x_answer(200, "OK", _compliance_job("created"), {})
+    created["request"].update(method="POST", uri=jobs)
+    upload = _storage("PUT", UPLOAD_URL, "", "text/html; charset=UTF-8")
+
+    def status(state: str) -> dict[str, Any]:
+        answer = _x_answer(200, "OK", _compliance_job(state), {})
+        answer["request"]["uri"] = f"{jobs}/{COMPLIANCE_JOB}"
+        return answer
+
+    results = "".join(
+        json.dumps(
+            {
+                "id": native,
+                "action": "delete",
+                "created_at": created_at,
+                "redacted_at": "2022-10-09T08:30:00.000Z",
+                "reason": reason,
+            }
+        )
+        + "\n"
+        for native, created_at, reason in COMPLIANCE_EVENTS
+    )
+    download = _storage("GET", DOWNLOAD_URL, results, "application/octet-stream")
+    done = [created, upload, status("in_progress"), status("complete"), download]
+    _write_yaml(
+        "compliance_from_docs.yaml",
+        done,
+        "Written from X's API v2 batch compliance docs: a job created, the ids uploaded, "
+        "the job in progress, then complete, and its results (JSON lines).",
+    )
+    _write_yaml(
+        "compliance_failed_from_docs.yaml",
+        [created, upload, status("failed")],
+        "Written from X's API v2 batch compliance docs: a job that failed.",
+    )
+    _write_yaml(
+        "compliance_then_search_from_docs.yaml",
+        [*done, page, answer],
+        "The compliance check of compliance_from_docs.yaml, then the pages of "
+        f"search_recent_paged_from_docs.yaml (first one recorded: {source}).",
+    )
+
+
+#: The tag of the rule the stream's posts matched (a stream name, as overheard tags rules).
+STREAM_TAG = "x:search:0123456789ab"
+
+
+def stream_cassettes(page: dict[str, Any], answer: dict[str, Any], source: str) -> None:
+    """The filtered stream: its rules (GET and POST /2/tweets/search/stream/rules) and a
+    connection (GET /2/tweets/search/stream) that delivers posts and keep-alives, then
+    closes; as X's filtered-stream docs describe them. Before it, the recent-search pages
+    that backfill a connection."""
+    rules_uri = "https://api.twitter.com/2/tweets/search/stream/rules"
+    present = {
+        "data": [
+            {
+                "id": "1578519000000000010",
+                "value": "pothole old rule",
+                "tag": "x:search:fedcba987654",
+            },
+            {"id": "1578519000000000011", "value": "cats has:images", "tag": "someone-else"},
+        ],
+        "meta": {"sent": "2022-10-07T22:40:00.000Z", "result_count": 2},
+    }
+    listed = _x_answer(200, "OK", present, {})
+    listed["request"]["uri"] = rules_uri
+    deleted = _x_answer(
+        200,
+        "OK",
+        {
+            "meta": {
+                "sent": "2022-10-07T22:40:01.000Z",
+                "summary": {"deleted": 1, "not_deleted": 0},
+            }
+        },
+        {},
+    )
+    deleted["request"].update(method="POST", uri=rules_uri)
+    added = _x_answer(
+        200,
+        "OK",
+        {
+            "data": [{"id": "1578519000000000012", "value": "(the query)", "tag": STREAM_TAG}],
+            "meta": {
+                "sent": "2022-10-07T22:40:02.000Z",
+                "summary": {"created": 1, "not_created": 0, "valid": 1, "invalid": 0},
+            },
+        },
+        {},
+    )
+    added["request"].update(method="POST", uri=rules_uri)
+
+    def post(native: str, text: str, tag: str) -> str:
+        return json.dumps(
+            {
+                "data": {
+                    "id": native,
+                    "text": text,
+                    "author_id": "2244994945",
+                    "created_at": "2022-10-07T22:41:00.000Z",
+                    "lang": "en",
+                    "edit_history_tweet_ids": [native],
+                },
+                "includes": {
+                    "users": [
+                        {
+                            "id": "2244994945",
+                            "username": "canton_neighbor",
+                            "location": "Baltimore, MD",
+                        }
+                    ]
+                },
+                "matching_rules": [{"id": "1578519000000000012", "tag": tag}],
+            }
+        )
+
+    lines = [
+        post("1578520000000000001", "Streetlight out on Boston St in Canton again", STREAM_TAG),
+        "",  # a keep-alive: an empty line
+        post("1578520000000000002", "my cat has a new toy", "someone-else"),
+        post("1578520000000000003", "Trash piling up in the alley off Fleet St", STREAM_TAG),
+    ]
+    streamed = _x_answer(200, "OK", "\r\n".join(lines) + "\r\n", {})
+    streamed["request"]["uri"] = "https://api.twitter.com/2/tweets/search/stream"
+    # vcrpy's replayed body never reports its connection closed, so tweepy connects again
+    # at once: X accepting that connection (a keep-alive), which the connector ends.
+    again = _x_answer(200, "OK", "\r\n", {})
+    again["request"]["uri"] = streamed["request"]["uri"]
+    _write_yaml(
+        "stream_from_docs.yaml",
+        [page, answer, listed, deleted, added, streamed, again],
+        "The pages of search_recent_paged_from_docs.yaml (first one recorded: "
+        f"{source}) as the backfill, then, written from X's filtered-stream docs: the rules "
+        "listed (one stale overheard rule, one of someone else), deleted, added, a "
+        "connection that delivers three posts and a keep-alive, then ends, and the "
+        "reconnection tweepy makes.",
+    )
+    none = _x_answer(
+        200, "OK", {"meta": {"sent": "2022-10-07T22:40:00.000Z", "result_count": 0}}, {}
+    )
+    none["request"]["uri"] = rules_uri
+    refused = _x_answer(
+        401,
+        "Unauthorized",
+        {"title": "Unauthorized", "type": "about:blank", "status": 401, "detail": "Unauthorized"},
+        {},
+    )
+    refused["request"]["uri"] = "https://api.twitter.com/2/tweets/search/stream"
+    _write_yaml(
+        "stream_401_from_docs.yaml",
+        [page, answer, none, added, refused],
+        "The backfill pages as in stream_from_docs.yaml, no rules yet, one added, then the "
+        "connection refused (401), written from X's filtered-stream docs.",
     )
 
 
@@ -328,6 +544,45 @@ def reddit_cassettes() -> None:
     deleted = _reddit_answer(200, "OK", json.dumps(gone), "application/json; charset=UTF-8")
     deleted["request"]["uri"] = comments_uri
     _write_json("comments_deleted_from_docs.json", [token, deleted])
+
+    info_cassettes(token)
+
+
+#: What /api/info answers about the things the re-check tests ask for.
+INFO_URI = f"{REDDIT}/api/info/?id=t3_48fbm9,t3_48fbig,t3_48fbgl,t1_cklfmye&raw_json=1"
+
+
+def info_cassettes(token: dict[str, Any]) -> None:
+    """/api/info: praw's recording for a comment that is still up, and, written from
+    Reddit's API docs, an answer holding submissions removed by moderators and deleted by
+    their author, from real submissions of the recorded r/askreddit listing."""
+    recorded = json.loads(
+        (SHARED / "reddit" / "TestComment.test_parent__submission.json").read_text()
+    )
+    _, info = (_scrubbed(i) for i in recorded["interactions"][:2])
+    _write_json("info_comment.json", [token, info])
+
+    new = json.loads((SHARED / "reddit" / "TestSubredditListings.test_new.json").read_text())
+    listing = json.loads(new["interactions"][1]["response"]["body"]["string"])
+    up, removed, deleted = (copy.deepcopy(c) for c in listing["data"]["children"][:3])
+    up["data"]["removed_by_category"] = None
+    removed["data"].update(removed_by_category="moderator", selftext="[removed]")
+    deleted["data"].update(removed_by_category="deleted", selftext="[deleted]", author="[deleted]")
+    comment = json.loads(info["response"]["body"]["string"])["data"]["children"][0]
+    comment = copy.deepcopy(comment)
+    comment["data"].update(body="[removed]", body_html='<div class="md"><p>[removed]</p></div>')
+    answer = {
+        "kind": "Listing",
+        "data": {
+            "modhash": "",
+            "children": [up, removed, deleted, comment],
+            "after": None,
+            "before": None,
+        },
+    }
+    asked = _reddit_answer(200, "OK", json.dumps(answer), "application/json; charset=UTF-8")
+    asked["request"]["uri"] = INFO_URI
+    _write_json("info_removed_from_docs.json", [token, asked])
 
 
 if __name__ == "__main__":
