@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
+from overheard.bus import topic_config
 from overheard.bus.kafka import connection_options
 from overheard.classify.decide import Classifier
 from overheard.classify.textmodels import TextModels
-from overheard.errors import ModelError, OverheardError
+from overheard.errors import ConfigError, ModelError, OverheardError
 from overheard.geo.city import gazetteer_path
 from overheard.geo.gazetteer import Gazetteer
+from overheard.pipeline import topics_for
 from overheard.profile import load_profile
 from overheard.settings import Settings
 from overheard.sinks.registry import create_sink
@@ -46,6 +48,31 @@ def reach_broker(settings: Settings, timeout_ms: int = 10_000) -> str:
         return f"{settings.bus.bootstrap_servers}: {len(admin.list_topics())} topics"
     finally:
         admin.close()
+
+
+def check_topics(settings: Settings, timeout_ms: int = 10_000) -> str:
+    """Whether the city's existing topics match `[bus]`: raises ConfigError naming each
+    difference (`overheard.bus.topic_config` says which differences count)."""
+    if settings.bus.kind == "memory":
+        return "in-process bus: no topics"
+    names = topics_for(settings, load_profile(settings.city)).all()
+    admin = KafkaAdminClient(
+        **connection_options(settings.bus),
+        request_timeout_ms=timeout_ms,
+        bootstrap_timeout_ms=timeout_ms,
+    )
+    try:
+        states = topic_config.describe(admin, names)
+    finally:
+        admin.close()
+    found = [problem for state in states for problem in topic_config.problems(state, settings.bus)]
+    if found:
+        raise ConfigError("; ".join(found))
+    missing = [name for name in names if name not in {state.name for state in states}]
+    described = [topic_config.summary(states)] if states else []
+    if missing:
+        described.append(f"{', '.join(missing)}: created on the first `overheard run`")
+    return "; ".join(described)
 
 
 def run_checks(settings: Settings) -> list[CheckResult]:
@@ -85,6 +112,7 @@ def run_checks(settings: Settings) -> list[CheckResult]:
     results.append(_attempt("text models", models))
 
     results.append(_attempt("bus", lambda: reach_broker(settings)))
+    results.append(_attempt("topics", lambda: check_topics(settings)))
 
     for name in settings.sinks:
 

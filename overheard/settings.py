@@ -12,7 +12,15 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -45,6 +53,9 @@ class BusSettings(_Section):
     deadletters_topic: str = "deadletters"
     partitions: Annotated[int, Field(ge=1)] = 3
     replication_factor: Annotated[int, Field(ge=1)] = 1
+    #: `min.insync.replicas` of the topics overheard creates: how many replicas must have
+    #: a message before an acks=all send is acknowledged. Unset: the broker's default.
+    min_insync_replicas: Annotated[int, Field(ge=1)] | None = None
     client_id: str = "overheard"
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
@@ -59,6 +70,17 @@ class BusSettings(_Section):
     #: How long the producer keeps trying to deliver a message before `flush` reports
     #: a transient failure (and the stage retries the whole batch).
     delivery_timeout_ms: Annotated[int, Field(ge=1000)] = 120_000
+
+    @field_validator("min_insync_replicas")
+    @classmethod
+    def _within_replication(cls, value: int | None, info: ValidationInfo) -> int | None:
+        replicas = info.data.get("replication_factor")
+        if value is not None and replicas is not None and value > replicas:
+            raise ValueError(
+                f"must be at most bus.replication_factor ({replicas}): a topic with {replicas} "
+                f"replica(s) can never have {value} in sync, so every send would be refused"
+            )
+        return value
 
 
 class DatabaseSettings(_Section):

@@ -8,15 +8,35 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
-from kafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
+from kafka.errors import (
+    CommitFailedError,
+    InvalidConfigurationError,
+    InvalidPartitionsError,
+    InvalidReplicationFactorError,
+    KafkaError,
+    PolicyViolationError,
+    TopicAlreadyExistsError,
+    TopicAuthorizationFailedError,
+)
 from kafka.producer.future import FutureRecordMetadata
 from kafka.structs import OffsetAndMetadata
 
+from overheard.bus import topic_config
 from overheard.bus.base import Headers, Record, Topics
 from overheard.errors import ConfigError, Rebalanced, TransientError
 from overheard.settings import BusSettings
 
 log = logging.getLogger(__name__)
+
+#: What the cluster answers to topics it will never create as asked: a setting to fix,
+#: not a failure to retry.
+REFUSALS = (
+    InvalidReplicationFactorError,
+    InvalidPartitionsError,
+    InvalidConfigurationError,
+    PolicyViolationError,
+    TopicAuthorizationFailedError,
+)
 
 
 def connection_options(settings: BusSettings) -> dict[str, Any]:
@@ -40,34 +60,59 @@ class KafkaBus:
         self.topics = topics
 
     def ensure_topics(self) -> None:
-        """Create missing topics; refuse to run on existing ones with fewer partitions."""
-        try:
-            admin = KafkaAdminClient(**connection_options(self.settings))
-        except KafkaError as exc:
-            raise TransientError(
-                f"cannot reach Kafka at {self.settings.bootstrap_servers}: {exc}"
-            ) from exc
+        """Create missing topics; refuse to run on existing ones that fall short of the config.
+
+        Raises ConfigError naming every topic that differs (`overheard.bus.topic_config`).
+        """
+        admin = self.admin()
         try:
             existing = set(admin.list_topics())
             missing = [topic for topic in self.topics.all() if topic not in existing]
             if missing:
                 new = [
-                    NewTopic(topic, self.settings.partitions, self.settings.replication_factor)
+                    NewTopic(
+                        topic,
+                        self.settings.partitions,
+                        self.settings.replication_factor,
+                        topic_configs=self.topic_configs(),
+                    )
                     for topic in missing
                 ]
                 try:
-                    admin.create_topics(new)
+                    admin.create_topics(new, wait_for_metadata=True)
                 except TopicAlreadyExistsError:
                     log.info("topics created concurrently by another process: %s", missing)
-            for description in admin.describe_topics([t for t in self.topics.all()]):
-                found = len(description.get("partitions", []))
-                if found and found < self.settings.partitions:
+                except REFUSALS as exc:
+                    configs = "".join(f", {k}={v}" for k, v in self.topic_configs().items())
                     raise ConfigError(
-                        f"topic {description['name']} has {found} partitions, fewer than "
-                        f"bus.partitions = {self.settings.partitions}: add partitions or lower it"
-                    )
+                        f"Kafka refused to create {', '.join(missing)} with "
+                        f"{self.settings.partitions} partition(s), replication factor "
+                        f"{self.settings.replication_factor}{configs}: {exc}"
+                    ) from exc
+            found = [
+                problem
+                for state in topic_config.describe(admin, self.topics.all())
+                for problem in topic_config.problems(state, self.settings)
+            ]
+        except KafkaError as exc:
+            raise TransientError(f"could not create or describe the topics: {exc}") from exc
         finally:
             admin.close()
+        if found:
+            raise ConfigError("; ".join(found))
+
+    def topic_configs(self) -> dict[str, str]:
+        """The topic-level configs overheard sets on the topics it creates."""
+        wanted = self.settings.min_insync_replicas
+        return {} if wanted is None else {topic_config.MIN_INSYNC: str(wanted)}
+
+    def admin(self) -> KafkaAdminClient:
+        try:
+            return KafkaAdminClient(**connection_options(self.settings))
+        except KafkaError as exc:
+            raise TransientError(
+                f"cannot reach Kafka at {self.settings.bootstrap_servers}: {exc}"
+            ) from exc
 
     def producer(self) -> KafkaBusProducer:
         try:

@@ -2,6 +2,8 @@
 
 import re
 
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
 from typer.testing import CliRunner
 
 from overheard.cli import app
@@ -73,3 +75,59 @@ def test_check_reports_text_models_that_cannot_be_loaded(tmp_path) -> None:
     )
     assert result.exit_code == 1
     assert re.search(r"text models\s+│ ✗ failed\s+│ ModelError", result.output), result.output
+
+
+def test_check_names_a_topic_that_falls_short_of_the_config(
+    kafka_bootstrap: str, kafka_topic_prefix: str, tmp_path
+) -> None:
+    prefix = kafka_topic_prefix.rstrip(".")
+    posts = f"{prefix}.baltimore.posts"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        admin.create_topics([NewTopic(posts, 1, 1)], wait_for_metadata=True)
+    finally:
+        admin.close()
+    result = CliRunner().invoke(
+        app,
+        ["check", "--bus", "kafka", "--bootstrap", kafka_bootstrap],
+        env={
+            "COLUMNS": "400",
+            "OVERHEARD_BUS__TOPIC_PREFIX": prefix,
+            "OVERHEARD_BUS__PARTITIONS": "2",
+            "OVERHEARD_DATABASE__URL": f"sqlite:///{tmp_path}/overheard.db",
+            "OVERHEARD_GEO__GAZETTEER_DIR": str(tmp_path / "gazetteer"),
+        },
+    )
+    assert result.exit_code == 1, result.output
+    assert re.search(
+        rf"topics\s+│ ✗ failed\s+│ ConfigError: topic {re.escape(posts)} has 1 partition\(s\), "
+        r"bus.partitions asks for 2",
+        result.output,
+    ), result.output
+
+
+def test_check_shows_matching_topics_and_those_still_to_create(
+    kafka_bootstrap: str, kafka_topic_prefix: str, tmp_path
+) -> None:
+    prefix = kafka_topic_prefix.rstrip(".")
+    posts = f"{prefix}.baltimore.posts"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        admin.create_topics([NewTopic(posts, 3, 1)], wait_for_metadata=True)
+    finally:
+        admin.close()
+    result = CliRunner().invoke(
+        app,
+        ["check", "--bus", "kafka", "--bootstrap", kafka_bootstrap],
+        env={
+            "COLUMNS": "400",
+            "OVERHEARD_BUS__TOPIC_PREFIX": prefix,
+            "OVERHEARD_DATABASE__URL": f"sqlite:///{tmp_path}/overheard.db",
+            "OVERHEARD_GEO__GAZETTEER_DIR": str(tmp_path / "gazetteer"),
+        },
+    )
+    assert result.exit_code == 0, result.output
+    assert f"{posts}: 3 partition(s), replication 1, min.insync.replicas=1" in result.output
+    assert f"{prefix}.baltimore.issues, {prefix}.baltimore.deadletters: created on the first" in (
+        result.output
+    )

@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType
 from sqlalchemy.engine import make_url
 
 from overheard.bus.base import Topics
@@ -463,27 +463,34 @@ def test_a_broker_of_three_killed_mid_stream_loses_nothing(
     tmp_path: Path,
     daemons: list[Daemon],
 ) -> None:
-    """Replication factor 3, min.insync.replicas 2: the pipeline carries on without one broker."""
+    """Replication factor 3, min.insync.replicas 2: the pipeline carries on without one broker.
+
+    overheard creates the topics itself from `bus.replication_factor` and
+    `bus.min_insync_replicas`, and the cluster is asked whether they have them.
+    """
     prefix = kafka_topic_prefix.rstrip(".")
     topics = Topics.for_city(prefix, "baltimore")
-    admin = KafkaAdminClient(bootstrap_servers=kafka_cluster.bootstrap)
-    try:
-        admin.create_topics(
-            [
-                NewTopic(topic, 2, 3, topic_configs={"min.insync.replicas": "2"})
-                for topic in topics.all()
-            ]
-        )
-    finally:
-        admin.close()
     settings = BusSettings(
         kind="kafka",
         bootstrap_servers=kafka_cluster.bootstrap,
         topic_prefix=prefix,
         partitions=2,
         replication_factor=3,
+        min_insync_replicas=2,
     )
     bus = KafkaBus(settings, topics)
+    bus.ensure_topics()
+    admin = KafkaAdminClient(bootstrap_servers=kafka_cluster.bootstrap)
+    try:
+        configs = admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic) for topic in topics.all()]
+        )["topic"]
+        described = admin.describe_topics(list(topics.all()))
+    finally:
+        admin.close()
+    for topic in topics.all():
+        assert configs[topic]["min.insync.replicas"]["value"] == "2"
+    assert {len(p["replica_nodes"]) for d in described for p in d["partitions"]} == {3}
     posts, expected = sample_posts(1000)
     producer = bus.producer()
     send_posts(producer, topics.posts, posts)
@@ -491,6 +498,7 @@ def test_a_broker_of_three_killed_mid_stream_loses_nothing(
     env = {
         **base_environment(kafka_cluster.bootstrap, prefix, tmp_path),
         "OVERHEARD_BUS__REPLICATION_FACTOR": "3",
+        "OVERHEARD_BUS__MIN_INSYNC_REPLICAS": "2",
         "OVERHEARD_DATABASE__URL": postgres_schema_url,
         "OVERHEARD_RETRY__MAX_S": "2",
     }
