@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint clean services model
+.PHONY: run test bench bench-memory soak lint clean services model
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,17 @@ services:
 ## Throughput figures, printed and written to var/bench/latest.json.
 bench: $(STAMP)
 	$(BIN)/python -m tests.benchmarks.run
+
+## A replay of 1,000,000 posts (written once under var/bench/), resident memory along the
+## way (about 10 minutes): key replay_memory of var/bench/latest.json.
+bench-memory: $(STAMP)
+	$(BIN)/python -m tests.benchmarks.run replay_memory
+
+## Memory of `overheard run` under a steady load through a real broker: VmRSS every 30 s,
+## start/end/peak/slope printed and written to var/bench/soak.json.
+SOAK_MINUTES ?= 30
+soak: $(STAMP)
+	SOAK_MINUTES=$(SOAK_MINUTES) $(BIN)/python -m tests.benchmarks.soak
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

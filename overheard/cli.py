@@ -7,7 +7,7 @@ import sys
 import threading
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -16,6 +16,9 @@ from rich.table import Table
 
 from overheard.errors import ConfigError
 from overheard.settings import Settings, env_name, load_settings, shown
+
+if TYPE_CHECKING:
+    from overheard.replay_time import TimeWindow
 
 app = typer.Typer(
     help="Hears residents' complaints about local problems and hands them to the city.",
@@ -164,6 +167,11 @@ def sinks_list() -> None:
         out.print(f"no sinks installed: no package declares entry points in {GROUP}")
 
 
+class ReplayBus(StrEnum):
+    MEMORY = "memory"
+    KAFKA = "kafka"
+
+
 @app.command()
 def replay(
     archives: Annotated[
@@ -189,34 +197,88 @@ def replay(
         ),
     ] = None,
     log_level: LogLevel = "WARNING",
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            help="Only posts created at this ISO date (its midnight UTC) or datetime or later.",
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            "--until",
+            help="Only posts created before this ISO date (its midnight UTC) or datetime.",
+        ),
+    ] = None,
+    speed: Annotated[
+        float | None,
+        typer.Option(
+            "--speed",
+            min=0.001,
+            help="Replay at this multiple of real time (posts' own times, gaps capped at "
+            "a minute), for demos; as fast as possible when not given.",
+        ),
+    ] = None,
+    bus: Annotated[
+        ReplayBus,
+        typer.Option(
+            "--bus",
+            help="memory: every stage in this process; kafka: through the broker "
+            "(--bootstrap), on topics and groups of this replay's own, deleted at the end.",
+        ),
+    ] = ReplayBus.MEMORY,
+    bootstrap: Bootstrap = None,
 ) -> None:
     """Replay archived feeds through every stage in this process, and print a summary.
 
-    Progress is drawn on stderr when it is a terminal."""
+    Progress is drawn on stderr when it is a terminal. Posts outside --since/--until
+    are skipped and counted."""
     from overheard.pipeline import Pipeline
     from overheard.pipeline import replay as run_replay
     from overheard.progress import ReplayProgress
     from overheard.report import IssueCollector, write_report
 
-    settings = _settings(config, city=city, database__url=db, bus__kind="memory", sinks=sink)
+    window = _time_window(since, until)
+    settings = _settings(
+        config,
+        city=city,
+        database__url=db,
+        bus__kind="memory",
+        bus__bootstrap_servers=bootstrap,
+        sinks=sink,
+    )
+    if bus is ReplayBus.KAFKA:
+        from overheard.replay_kafka import fresh_bus
+
+        settings = fresh_bus(settings)
     _logging(log_level, settings)
     try:
         pipeline = Pipeline.build(settings)
     except ConfigError as exc:
         err.print(f"[bold red]configuration error[/]\n{exc}", highlight=False)
         raise typer.Exit(2) from exc
-    collector = IssueCollector()
+    collector = IssueCollector(pipeline.profile.clusters)
     with ReplayProgress(archives, pipeline.summary, err) as progress:
         run_replay(
             pipeline,
             archives,
             extra_sinks=[collector] if report else [],
             on_progress=progress.advance,
+            window=window,
+            speed=speed,
         )
     summary = pipeline.summary.as_dict()
     city_name = pipeline.profile.city.display_name
     if report is not None:
-        write_report(report, collector.issues, summary, city_name, pipeline.summary.whereabouts)
+        write_report(
+            report,
+            collector.issues,
+            summary,
+            city_name,
+            pipeline.summary.whereabouts,
+            collector.clusters,
+        )
     if json_summary:
         out.print_json(json.dumps(summary))
     else:
@@ -228,11 +290,27 @@ def replay(
         )
 
 
+def _time_window(since: str | None, until: str | None) -> TimeWindow | None:
+    """`--since/--until` as a window, or None when neither is given."""
+    from overheard.replay_time import TimeWindow, parse_instant
+
+    if since is None and until is None:
+        return None
+    try:
+        return TimeWindow(
+            parse_instant(since) if since else None, parse_instant(until) if until else None
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--since/--until") from exc
+
+
 def _print_summary(summary: dict[str, Any], city: str, settings: Settings) -> None:
     table = Table(title=f"overheard replay — {city}", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column(justify="right")
     table.add_row("posts read", str(summary["posts_read"]))
+    if summary["outside_time_range"]:
+        table.add_row("outside --since/--until (skipped)", str(summary["outside_time_range"]))
     share = summary["stopped_by_prefilter_share"]
     table.add_row(
         "stopped by the prefilter scan", f"{summary['stopped_by_prefilter']} ({share:.0%})"
@@ -250,6 +328,10 @@ def _print_summary(summary: dict[str, Any], city: str, settings: Settings) -> No
     table.add_row("addressed the city (excluded)", str(summary["addressed_city_excluded"]))
     table.add_row("outside the city (excluded)", str(summary["outside_city_excluded"]))
     table.add_row("urgent", str(summary["urgent"]))
+    clusters = summary["clusters"]
+    table.add_row("problems (clusters of reports)", str(clusters["problems"]))
+    table.add_row("  with more than one report", str(clusters["multi_report"]))
+    table.add_row("  most reports of one problem", str(clusters["largest"]))
     for sink, count in summary["issues_written"].items():
         table.add_row(f"written to {sink}", str(count))
     letters = summary["deadletters"]

@@ -1,5 +1,7 @@
 """The report's static map, drawn offline: the city boundary and streets from the gazetteer,
-issues as dots coloured by category, with a legend.
+issues as dots coloured by category, with a legend; a problem several residents reported
+(a cluster) is circled by a ring that grows with its reports and is labelled with their
+number.
 
 Drawn with matplotlib's Agg canvas on a `Figure` of its own (no pyplot, so no global
 backend or state), and saved without the "Software" text chunk, so the same input
@@ -28,6 +30,7 @@ DPI = 100
 LAND = "#f3efe6"
 EDGE = "#5b5b5b"
 STREET = "#a3a3a3"
+CLUSTER = "#6a3d9a"
 _MARGIN = 0.03
 
 
@@ -38,6 +41,15 @@ class Dot:
     category: str
 
 
+@dataclass(frozen=True)
+class Ring:
+    """A cluster of `reports` reports, drawn at its first report's point."""
+
+    lat: float
+    lon: float
+    reports: int
+
+
 def category_colours(categories: Iterable[str]) -> dict[str, str]:
     """One colour per category, given in name order so the same set always gets the same."""
     names = sorted(set(categories))
@@ -45,7 +57,9 @@ def category_colours(categories: Iterable[str]) -> dict[str, str]:
     return {name: to_hex(palette(i % palette.N)) for i, name in enumerate(names)}
 
 
-def draw_map(shape: CityShape | None, dots: Sequence[Dot], title: str) -> bytes:
+def draw_map(
+    shape: CityShape | None, dots: Sequence[Dot], title: str, rings: Sequence[Ring] = ()
+) -> bytes:
     """The map as PNG bytes."""
     figure = Figure(figsize=SIZE_IN, dpi=DPI)
     FigureCanvasAgg(figure)
@@ -65,6 +79,7 @@ def draw_map(shape: CityShape | None, dots: Sequence[Dot], title: str) -> bytes:
             label=f"{category} ({len(mine)})",
             zorder=3,
         )
+    _draw_rings(axes, rings)
     if colours:
         axes.legend(loc="upper left", title="category", fontsize=9, framealpha=0.9)
     else:
@@ -75,6 +90,29 @@ def draw_map(shape: CityShape | None, dots: Sequence[Dot], title: str) -> bytes:
     out = io.BytesIO()
     figure.savefig(out, format="png", metadata={"Software": None})
     return out.getvalue()
+
+
+def _draw_rings(axes: Axes, rings: Sequence[Ring]) -> None:
+    for ring in rings:
+        axes.scatter(
+            [ring.lon],
+            [ring.lat],
+            s=46 + 60 * min(ring.reports, 12),
+            facecolors="none",
+            edgecolors=CLUSTER,
+            linewidths=1.6,
+            zorder=4,
+        )
+        axes.annotate(
+            str(ring.reports),
+            (ring.lon, ring.lat),
+            xytext=(7, 7),
+            textcoords="offset points",
+            color=CLUSTER,
+            fontsize=9,
+            fontweight="bold",
+            zorder=5,
+        )
 
 
 def _draw_city(axes: Axes, shape: CityShape) -> None:

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from overheard import replay_kafka
 from overheard.bus.base import Bus, Producer, Topics
 from overheard.bus.memory import MemoryBus
 from overheard.classify.decide import Classifier
 from overheard.classify.textmodels import TextModels, ensure_models
+from overheard.clusters import Clusterer
 from overheard.deadletter import DeadLetter
 from overheard.errors import ModelError
 from overheard.geo.city import gazetteer_path, locator_for
@@ -26,6 +28,7 @@ from overheard.ingest.archive import Position, iter_archive
 from overheard.ingest.checkpoint import CheckpointStore
 from overheard.model import Post
 from overheard.profile import CityProfile, load_profile
+from overheard.replay_time import Pacer, TimeWindow
 from overheard.retry import retry_transient
 from overheard.settings import ModelsSettings, Settings
 from overheard.sinks.base import Sink
@@ -72,7 +75,7 @@ class Pipeline:
             profile,
             topics,
             make_bus(settings, topics),
-            Summary(),
+            Summary(clusterer=Clusterer(profile.clusters)),
             stop or threading.Event(),
         )
 
@@ -134,13 +137,15 @@ def feed_archive(
     *,
     collected_at: datetime | None = None,
     on_chunk: Callable[[Position], None] | None = None,
+    admit: Callable[[Post, Position], bool] | None = None,
 ) -> None:
     """Send an archive's posts to the bus, `checkpoint_every` at a time.
 
     After each chunk the producer is flushed (every post acknowledged), then the
     checkpoint advances: a crash in between re-sends at most one chunk, which
     the classify stage absorbs (the same post yields the same issue id).
-    `on_chunk` is then given the position after the chunk.
+    `on_chunk` is then given the position after the chunk. A post `admit` refuses
+    (when given the post and the position after it) is not sent.
     """
     settings = pipeline.settings
     start = checkpoints.load(path) if checkpoints is not None else None
@@ -148,6 +153,8 @@ def feed_archive(
     position: Position | None = None
     pending = 0
     for item, position in iter_archive(path, start=start, collected_at=collected_at):
+        if admit is not None and isinstance(item, Post) and not admit(item, position):
+            continue
         _send(pipeline, producer, item)
         pending += 1
         if pending >= every:
@@ -202,14 +209,23 @@ def replay(
     collected_at: datetime | None = None,
     extra_sinks: Sequence[Sink] = (),
     on_progress: Callable[[Position], None] | None = None,
+    window: TimeWindow | None = None,
+    speed: float | None = None,
 ) -> Summary:
     """Run every stage in this process over the archives; returns what happened.
 
+    On the in-process bus the stages are interleaved, chunk by chunk; on Kafka they
+    run as threads and the replay ends when every stage consumed its topic
+    (`replay_kafka`), after which the replay's topics and groups are deleted.
     `extra_sinks` (already open) get every issue besides the configured sinks, as
     the report does; `on_progress` is told the archive position after each chunk.
     With geo on, the summary names the streets and neighbourhoods of located issues.
+    Posts created outside `window` are skipped and counted; with `speed`, posts go out
+    at that multiple of the pace they were written at (`replay_time.Pacer`), else as
+    fast as the stages take them.
     """
-    pipeline.bus.ensure_topics()
+    settings = pipeline.settings
+    retry_transient(pipeline.bus.ensure_topics, settings.retry, pipeline.stop, "creating topics")
     sinks = pipeline.open_sinks()
     runners = [
         pipeline.classify_runner(),
@@ -221,19 +237,86 @@ def replay(
         pipeline.summary.whereabouts = Whereabouts(CityShape.read(gazetteer))
     producer = pipeline.bus.producer()
     batch = pipeline.settings.bus.batch_size
+    in_process = isinstance(pipeline.bus, MemoryBus)
 
     def chunk_done(position: Position) -> None:
-        drain(runners, batch)
+        if in_process:
+            drain(runners, batch)
+            _release_delivered(pipeline)
         if on_progress is not None:
             on_progress(position)
 
-    try:
+    def deliver_sent(position: Position) -> None:
+        """Before a paced wait: what was sent so far goes through, and progress shows it."""
+        producer.flush()
+        chunk_done(position)
+
+    admit = _admission(pipeline, window, speed, deliver_sent)
+
+    def feed() -> None:
         for path in archives:
-            feed_archive(pipeline, path, producer, collected_at=collected_at, on_chunk=chunk_done)
-        drain(runners, batch)
+            feed_archive(
+                pipeline,
+                path,
+                producer,
+                collected_at=collected_at,
+                on_chunk=chunk_done,
+                admit=admit,
+            )
+
+    try:
+        if in_process:
+            feed()
+            drain(runners, batch)
+        else:
+            sources = [pipeline.topics.posts] + [pipeline.topics.issues] * (len(runners) - 1)
+            replay_kafka.run_threaded(
+                pipeline.settings.bus, list(zip(runners, sources, strict=True)), feed, pipeline.stop
+            )
     finally:
+        producer.close()
         for runner in runners:
             runner.close()
         for sink in sinks:
             sink.close()
+        if not in_process:
+            groups = [runner.stage.group for runner in runners]
+            replay_kafka.delete(pipeline.settings.bus, pipeline.topics.all(), groups)
     return pipeline.summary
+
+
+def _release_delivered(pipeline: Pipeline) -> None:
+    """Let the in-process bus forget the posts and issues every stage has committed, so a
+    replay's memory stays flat however long the archives."""
+    if isinstance(pipeline.bus, MemoryBus):
+        pipeline.bus.release(pipeline.topics.posts)
+        pipeline.bus.release(pipeline.topics.issues)
+
+
+def _admission(
+    pipeline: Pipeline,
+    window: TimeWindow | None,
+    speed: float | None,
+    before_wait: Callable[[Position], None],
+) -> Callable[[Post, Position], bool] | None:
+    """What decides, post by post, whether a replay sends it (and when); `before_wait` is
+    given the position of the post a paced replay is about to wait for."""
+    if window is None and speed is None:
+        return None
+    waiting_for: list[Position] = []
+    pacer = (
+        Pacer(speed, sleep=pipeline.stop.wait, before_wait=lambda: before_wait(waiting_for[0]))
+        if speed is not None
+        else None
+    )
+
+    def admit(post: Post, position: Position) -> bool:
+        if window is not None and post.created_at not in window:
+            pipeline.summary.outside_window()
+            return False
+        if pacer is not None:
+            waiting_for[:] = [position]
+            pacer.pace(post.created_at)
+        return True
+
+    return admit

@@ -11,6 +11,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from overheard.model import Precision
 from overheard.paths import CONFIG_DIR
 from overheard.tomlfile import load_model
 
@@ -164,6 +165,23 @@ class RepliesProfile(_Strict):
     auto_reply: list[str] = []
 
 
+class ClustersProfile(_Strict):
+    """Reports of one problem grouped as one (`overheard.clusters`)."""
+
+    #: Reports within this distance of a cluster's first report join it.
+    distance_m: Annotated[float, Field(gt=0, le=5000)] = 60.0
+    #: ... when posted within this many hours of the cluster's reports.
+    window_hours: Annotated[float, Field(gt=0)] = 168.0
+    #: Precisions that pin a problem closely enough to group; street, neighbourhood and
+    #: city points are centroids shared by unrelated problems.
+    precisions: list[Precision] = [
+        Precision.ADDRESS,
+        Precision.INTERSECTION,
+        Precision.PLACE,
+        Precision.PLATFORM_GEOTAG,
+    ]
+
+
 class CityProfile(_Strict):
     city: CityInfo
     accounts: Accounts
@@ -175,6 +193,7 @@ class CityProfile(_Strict):
     decision: Decision = Decision()
     privacy: PrivacyProfile = PrivacyProfile()
     replies: RepliesProfile = RepliesProfile()
+    clusters: ClustersProfile = ClustersProfile()
 
     @field_validator("categories")
     @classmethod

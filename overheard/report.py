@@ -1,6 +1,8 @@
 """The replay report folder (`overheard replay --report DIR`), for analysts.
 
-- `issues.geojson`: a FeatureCollection with one Point feature per located issue.
+- `issues.geojson`: a FeatureCollection with one Point feature per located issue, each
+  with its `cluster` (the id of the cluster's first issue, `overheard.clusters`) and
+  `cluster_size` (its reports).
   Issues without a location are listed, with the same properties, in the
   top-level foreign member `"unlocated"` (RFC 7946, section 6.1), so one file
   holds every issue; `"city"` names the city.
@@ -20,15 +22,19 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+import uuid
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from overheard.mapping import Dot, category_colours, draw_map
+from overheard.clusters import Clusterer
+from overheard.mapping import Dot, Ring, category_colours, draw_map
 from overheard.model import Issue
+from overheard.profile import ClustersProfile
 from overheard.sinks.base import WRITTEN, BaseSink, Outcome
 from overheard.whereabouts import Whereabouts
 
@@ -37,17 +43,31 @@ EXCERPT = 400
 
 
 class IssueCollector(BaseSink):
-    """A sink that keeps every issue in memory, once per id, for the report."""
+    """A sink that keeps every issue in memory, once per id, for the report; with a
+    `[clusters]` profile, also the cluster of each, assigned in the order issues arrive."""
 
     name = "report"
 
-    def __init__(self) -> None:
+    def __init__(self, clusters: ClustersProfile | None = None) -> None:
         self._issues: dict[str, Issue] = {}
+        self._clusterer = Clusterer(clusters) if clusters is not None else None
+        self._cluster_of: dict[str, uuid.UUID] = {}
 
     def write(self, issues: Sequence[Issue]) -> list[Outcome]:
         for issue in issues:
             self._issues[str(issue.id)] = issue
+            if self._clusterer is not None:
+                self._cluster_of[str(issue.id)] = self._clusterer.assign(issue).cluster
         return [WRITTEN] * len(issues)
+
+    @property
+    def clusters(self) -> dict[str, Cluster]:
+        """Issue id → its cluster, with the cluster's size (empty without a profile)."""
+        sizes = Counter(self._cluster_of.values())
+        return {
+            issue: Cluster(str(cluster), sizes[cluster])
+            for issue, cluster in self._cluster_of.items()
+        }
 
     @property
     def issues(self) -> list[Issue]:
@@ -56,12 +76,30 @@ class IssueCollector(BaseSink):
 
 
 @dataclass(frozen=True)
+class Cluster:
+    """The cluster an issue belongs to: its first issue's id, and how many reports."""
+
+    id: str
+    size: int
+
+
+@dataclass(frozen=True)
 class Entry:
-    """An issue with the streets and neighbourhood it lies in (`Whereabouts`)."""
+    """An issue with the streets and neighbourhood it lies in (`Whereabouts`), and its
+    cluster (None: the issue alone)."""
 
     issue: Issue
     streets: tuple[str, ...] = ()
     neighbourhood: str | None = None
+    cluster: Cluster | None = None
+
+    @property
+    def cluster_id(self) -> str:
+        return self.cluster.id if self.cluster else str(self.issue.id)
+
+    @property
+    def cluster_size(self) -> int:
+        return self.cluster.size if self.cluster else 1
 
     def properties(self) -> dict[str, Any]:
         issue, location = self.issue, self.issue.location
@@ -78,18 +116,25 @@ class Entry:
             "post_url": issue.post.url,
             "created_at": issue.post.created_at.isoformat(),
             "explanation": list(issue.explanation),
+            "cluster": self.cluster_id,
+            "cluster_size": self.cluster_size,
         }
 
 
-def entries(issues: Sequence[Issue], whereabouts: Whereabouts | None) -> list[Entry]:
+def entries(
+    issues: Sequence[Issue],
+    whereabouts: Whereabouts | None,
+    clusters: Mapping[str, Cluster] | None = None,
+) -> list[Entry]:
     found = []
     for issue in issues:
+        cluster = (clusters or {}).get(str(issue.id))
         location = issue.location
         if whereabouts is None or location is None:
-            found.append(Entry(issue))
+            found.append(Entry(issue, cluster=cluster))
             continue
         streets = tuple(whereabouts.streets(location))
-        found.append(Entry(issue, streets, whereabouts.neighbourhood(location)))
+        found.append(Entry(issue, streets, whereabouts.neighbourhood(location), cluster))
     return found
 
 
@@ -99,10 +144,12 @@ def write_report(
     summary: dict[str, Any],
     city: str,
     whereabouts: Whereabouts | None,
+    clusters: Mapping[str, Cluster] | None = None,
 ) -> None:
-    """Write the four files into `directory` (created when missing, files replaced)."""
+    """Write the four files into `directory` (created when missing, files replaced);
+    `clusters` (`IssueCollector.clusters`) groups the issues into problems."""
     directory.mkdir(parents=True, exist_ok=True)
-    listed = entries(issues, whereabouts)
+    listed = entries(issues, whereabouts, clusters)
     (directory / "issues.geojson").write_text(_json(geojson(listed, city)), encoding="utf-8")
     (directory / "summary.json").write_text(_json(summary), encoding="utf-8")
     dots = [
@@ -111,7 +158,14 @@ def write_report(
         if (location := entry.issue.location) is not None
     ]
     title = f"{city}: {len(dots)} of {len(listed)} issues located, {summary['posts_read']} posts"
-    png = draw_map(whereabouts.shape if whereabouts else None, dots, title)
+    rings = [
+        Ring(location.lat, location.lon, entry.cluster_size)
+        for entry in listed
+        if entry.cluster_size > 1
+        and entry.cluster_id == str(entry.issue.id)
+        and (location := entry.issue.location) is not None
+    ]
+    png = draw_map(whereabouts.shape if whereabouts else None, dots, title, rings)
     (directory / "map.png").write_bytes(png)
     (directory / "report.html").write_text(page(listed, summary, city, png), encoding="utf-8")
 
@@ -160,6 +214,7 @@ ol.issues > li { margin: 0 0 1.1rem; }
           margin-right: .35rem; vertical-align: baseline; }
 .meta, .place { color: #555; }
 .urgent { color: #b00020; font-weight: 600; }
+.cluster { color: #6a3d9a; font-weight: 600; }
 blockquote { margin: .3rem 0; padding: .2rem .8rem; border-left: 3px solid #ccc;
              white-space: pre-wrap; overflow-wrap: anywhere; }
 ul.why { margin: .2rem 0; color: #333; font-size: .92rem; }
@@ -173,7 +228,8 @@ def page(listed: Sequence[Entry], summary: dict[str, Any], city: str, png: bytes
     title = f"overheard replay — {city}"
     colours = category_colours(e.issue.category.name for e in listed)
     picture = base64.b64encode(png).decode("ascii")
-    items = "\n".join(_item(entry, colours) for entry in listed)
+    posts = {str(entry.issue.id): entry.issue.post.id for entry in listed}
+    items = "\n".join(_item(entry, colours, posts) for entry in listed)
     return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -224,6 +280,7 @@ def _summary_rows(summary: dict[str, Any]) -> str:
         ("addressed the city (excluded)", summary["addressed_city_excluded"], False),
         ("outside the city (excluded)", summary["outside_city_excluded"], False),
         ("urgent", summary["urgent"], False),
+        *_cluster_rows(summary.get("clusters")),
         ("dead letters", sum(summary["deadletters"].values()), False),
         *((reason, n, True) for reason, n in summary["deadletters"].items()),
         ("top streets", "", False),
@@ -238,7 +295,17 @@ def _summary_rows(summary: dict[str, Any]) -> str:
     )
 
 
-def _item(entry: Entry, colours: dict[str, str]) -> str:
+def _cluster_rows(clusters: dict[str, int] | None) -> list[tuple[str, Any, bool]]:
+    if clusters is None:
+        return []
+    return [
+        ("problems (clusters of reports)", clusters["problems"], False),
+        ("with more than one report", clusters["multi_report"], True),
+        ("most reports of one problem", clusters["largest"], True),
+    ]
+
+
+def _item(entry: Entry, colours: dict[str, str], posts: dict[str, str]) -> str:
     issue = entry.issue
     post = issue.post
     category = issue.category
@@ -250,6 +317,8 @@ def _item(entry: Entry, colours: dict[str, str]) -> str:
         head += f' <span class="meta">(311 service {escape(category.service_code)})</span>'
     if issue.urgent:
         head += ' <span class="urgent">urgent</span>'
+    if entry.cluster_size > 1:
+        head += f' <span class="cluster">{_reports(entry, posts)}</span>'
     text = post.text if len(post.text) <= EXCERPT else post.text[:EXCERPT].rstrip() + "…"
     why = "".join(f"<li>{escape(reason)}</li>" for reason in issue.explanation)
     link = _link(post.url)
@@ -261,6 +330,14 @@ def _item(entry: Entry, colours: dict[str, str]) -> str:
 <ul class="why">{why}</ul>
 <div class="meta">{escape(when)} · {escape(post.id)}{link}</div>
 </li>"""
+
+
+def _reports(entry: Entry, posts: dict[str, str]) -> str:
+    """How many reports the problem has, naming the first one's post from a later one."""
+    said = f"{entry.cluster_size} reports of one problem"
+    if entry.cluster_id == str(entry.issue.id):
+        return f"{said} (the first)"
+    return f"{said} (first: {escape(posts.get(entry.cluster_id, entry.cluster_id))})"
 
 
 def _place(entry: Entry) -> str:

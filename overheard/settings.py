@@ -231,6 +231,13 @@ class Open311Settings(_Section):
     timeout_s: Positive = 30.0
     #: How many requests of a batch are in flight at once.
     concurrency: Annotated[int, Field(ge=1)] = 4
+    #: One request per cluster of reports (the profile's [clusters]); later reports are
+    #: attached to it. Off: every issue is a request of its own.
+    cluster: bool = True
+    #: Post later reports of a cluster as notes on its request, through mySociety's
+    #: service request updates extension (POST servicerequestupdates), which the server
+    #: must offer; off, they are recorded in the ledger only.
+    updates: bool = False
 
 
 class HealthSettings(_Section):

@@ -20,6 +20,7 @@ from typing import Protocol
 from overheard import health, metrics
 from overheard.bus.base import Bus, Consumer, Headers, Producer, Record
 from overheard.classify.decide import Classifier, Decision
+from overheard.clusters import cluster_key
 from overheard.deadletter import DeadLetter
 from overheard.errors import MessageError, Rebalanced, SinkRejected, TransientError
 from overheard.model import Issue, Post
@@ -103,7 +104,9 @@ class ClassifyStage:
                 continue
             issue = decision.issue
             handled.outgoing.append(
-                Outgoing(self.issues_topic, issue.to_bytes(), key=str(issue.id).encode())
+                # Keyed by city and category: one partition keeps a category's issues in
+                # order, as clustering at the sinks needs (`overheard.clusters`).
+                Outgoing(self.issues_topic, issue.to_bytes(), key=cluster_key(issue).encode())
             )
             log.info(
                 "issue %s from post %s: %s",

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from overheard.classify.decide import Decision, Outcome
+from overheard.clusters import Clusterer, ClusterStats
 from overheard.deadletter import DeadLetter
 from overheard.whereabouts import Whereabouts
 
@@ -18,6 +19,8 @@ TOP = 10
 @dataclass
 class Summary:
     posts_read: int = 0
+    #: Posts a replay skipped because they were created outside its --since/--until.
+    outside_time_range: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
     issues_by_category: Counter[str] = field(default_factory=Counter)
     issues_by_precision: Counter[str] = field(default_factory=Counter)
@@ -28,6 +31,8 @@ class Summary:
     neighbourhoods: Counter[str] = field(default_factory=Counter)
     #: Names the streets and neighbourhood of located issues; None counts neither.
     whereabouts: Whereabouts | None = None
+    #: Groups the issues into problems (`overheard.clusters`); None counts no clusters.
+    clusterer: Clusterer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def read(self, count: int = 1) -> None:
@@ -55,6 +60,12 @@ class Summary:
                     precision = location.precision.value if location else "unlocated"
                     self.issues_by_precision[precision] += 1
                     self.urgent += decision.issue.urgent
+                    if self.clusterer is not None:
+                        self.clusterer.assign(decision.issue)
+
+    def outside_window(self) -> None:
+        with self._lock:
+            self.outside_time_range += 1
 
     def written(self, sink: str, count: int) -> None:
         with self._lock:
@@ -72,6 +83,7 @@ class Summary:
         classified = sum(self.outcomes.values())
         return {
             "posts_read": self.posts_read,
+            "outside_time_range": self.outside_time_range,
             "posts_classified": classified,
             "stopped_by_prefilter": self.stopped_by_prefilter,
             "stopped_by_prefilter_share": (
@@ -93,6 +105,7 @@ class Summary:
             },
             "top_streets": _top(self.streets),
             "top_neighbourhoods": _top(self.neighbourhoods),
+            "clusters": (self.clusterer.stats if self.clusterer else ClusterStats()).as_dict(),
         }
 
 

@@ -71,6 +71,25 @@ violation)                            so a replayed dead letter looks it up befo
 500 and other 5xx, 408, 425           `Retry` for this issue; the rest are still tried
 ====================================  ======================================================
 
+Clusters (`overheard.clusters`, the profile's ``[clusters]``; ``[open311] cluster``, on by
+default): the city gets one request per problem. `write` assigns each issue of the batch
+to its cluster first, in the batch's order, with a `Clusterer` that `open` rebuilds from
+the ledger (and each `write` tops up from it for the batch's categories, in case another
+process filed them until a rebalance moved their partition here). A cluster's first
+report is filed as above. A later one is not filed: with ``[open311] updates`` (off by
+default: GeoReport v2 has no update call) it is posted as a note on the first report's
+request through mySociety's service request updates extension
+(``POST servicerequestupdates.json``: ``service_request_id``, ``update_id`` = the issue id,
+``status`` OPEN, ``updated_datetime`` = the post's time, ``description`` as above,
+``media_url``), otherwise it is recorded in the ledger as attached to that request; either
+way it is `Written` and its ledger row carries the request's id. Later reports wait
+(`Retry`) while their first report does; when the first is rejected, its cluster is
+dissolved and the others are assigned again (the next becomes the first, and is filed).
+A note the server refuses (say, the request is closed) leaves the report attached in the
+ledger only. A redelivered report finds its row done: no second request, no second note;
+a note whose answer was lost is posted again with the same ``update_id``, which the
+extension lets a server recognise.
+
 Lookups (``GET requests.json``, ``GET tokens/…``) and discovery follow the same rules,
 except that every failure of discovery in `open` raises `TransientError` (retried by the
 runtime) or `Open311SetupError`. A ledger database that is down raises `TransientError`.
@@ -98,9 +117,11 @@ import httpx
 from pydantic import SecretStr
 
 from overheard import __version__
+from overheard.clusters import Clusterer, Report, cluster_key
 from overheard.errors import ConfigError, TransientError
 from overheard.model import Issue
-from overheard.sinks.base import WRITTEN, BaseSink, Outcome, Rejected, Retry
+from overheard.profile import ClustersProfile, load_profile
+from overheard.sinks.base import WRITTEN, BaseSink, Outcome, Rejected, Retry, Written
 from overheard.sinks.open311_ledger import (
     DONE,
     FILED,
@@ -109,6 +130,7 @@ from overheard.sinks.open311_ledger import (
     TOKEN,
     Ledger,
     LedgerEntry,
+    Placement,
 )
 
 if TYPE_CHECKING:
@@ -156,6 +178,8 @@ def from_settings(settings: Settings) -> Open311Sink:
         config.ledger_url,
         config.timeout_s,
         concurrency=config.concurrency,
+        clusters=load_profile(settings.city).clusters if config.cluster else None,
+        updates=config.updates,
     )
 
 
@@ -284,6 +308,10 @@ def _first(body: Any) -> dict[str, Any] | None:
     return None
 
 
+def _is_done(entry: LedgerEntry | None) -> bool:
+    return entry is not None and entry.state in DONE
+
+
 def _is_web_url(value: str | None) -> bool:
     if not value:
         return False
@@ -315,7 +343,11 @@ class Open311Sink(BaseSink):
         timeout_s: float = 30.0,
         *,
         concurrency: int = DEFAULT_CONCURRENCY,
+        clusters: ClustersProfile | None = None,
+        updates: bool = False,
     ) -> None:
+        """`clusters`: file one request per cluster (None: each issue on its own);
+        `updates`: post later reports of a cluster as notes (the extension)."""
         if concurrency < 1:
             raise ConfigError("open311: concurrency must be at least 1")
         try:
@@ -335,6 +367,8 @@ class Open311Sink(BaseSink):
         self._services: dict[str, ServiceType] | None = None
         self._concurrency = concurrency
         self._executor: ThreadPoolExecutor | None = None
+        self._clusterer = Clusterer(clusters) if clusters is not None else None
+        self._updates = updates
 
     def __repr__(self) -> str:
         return (
@@ -357,6 +391,7 @@ class Open311Sink(BaseSink):
     def open(self) -> None:
         """Create the ledger, discover the services, resolve pending tokens."""
         self._ledger.create()
+        self._recall_clusters(None)
         self._discover()
         self._resolve_tokens(None, quiet=True)
         log.info(
@@ -512,12 +547,174 @@ class Open311Sink(BaseSink):
                 index[issue.id] = len(unique)
                 unique.append(issue)
         batch = _Batch()
-        if self._concurrency == 1 or len(unique) == 1:
-            handled = [self._write_one(issue, batch) for issue in unique]
+        if self._clusterer is None:
+            handled = self._write_many(unique, batch)
         else:
-            handled = self._write_concurrently(unique, batch)
+            by_id = self._write_clustered(unique, batch)
+            handled = [by_id[issue.id] for issue in unique]
         outcomes = [handled[index[issue.id]] for issue in issues]
         return [o.retry if isinstance(o, _WaitOutcome) else o for o in outcomes]
+
+    def _write_many(self, issues: list[Issue], batch: _Batch) -> list[Outcome | _WaitOutcome]:
+        if self._concurrency == 1 or len(issues) <= 1:
+            return [self._write_one(issue, batch) for issue in issues]
+        return self._write_concurrently(issues, batch)
+
+    # -- clusters
+
+    def _write_clustered(
+        self, issues: list[Issue], batch: _Batch
+    ) -> dict[uuid.UUID, Outcome | _WaitOutcome]:
+        """Assign clusters in the batch's order, file the first reports (and the issues
+        that stand alone), then attach the later reports to their first's request."""
+        clusterer = self._clusterer
+        assert clusterer is not None
+        alone: list[Issue] = []
+        later: dict[uuid.UUID, tuple[Issue, uuid.UUID]] = {}
+        unplaced: list[Issue] = []
+        for issue in issues:
+            entry = self._ledger.get(issue.id) if issue.to_311 else None
+            if not issue.to_311 or not clusterer.eligible(issue) or _is_done(entry):
+                alone.append(issue)  # the ordinary path: not filed, filed alone, or done
+            elif entry is not None and entry.cluster_id not in (None, issue.id):
+                assert entry.cluster_id is not None
+                later[issue.id] = (issue, entry.cluster_id)  # its note's answer was lost
+            else:
+                unplaced.append(issue)
+        # Another process may have filed this category until a rebalance gave it to us.
+        self._recall_clusters({cluster_key(issue) for issue in unplaced})
+        outcomes: dict[uuid.UUID, Outcome | _WaitOutcome] = {}
+        to_file = alone
+        while to_file or unplaced:
+            firsts = self._place(unplaced, later)
+            filing = [*to_file, *firsts]
+            filed = self._write_many(filing, batch)
+            outcomes.update(zip([i.id for i in filing], filed, strict=True))
+            # A first report refused for good, or never filed, takes its cluster with it.
+            gone = {
+                anchor
+                for _, anchor in later.values()
+                if (
+                    isinstance(outcomes.get(anchor), Rejected)
+                    if anchor in outcomes
+                    else not _is_done(self._ledger.get(anchor))
+                )
+            }
+            for anchor in gone:
+                clusterer.withdraw(anchor)
+            unplaced = [issue for issue, anchor in later.values() if anchor in gone]
+            for issue in unplaced:
+                del later[issue.id]
+            to_file = []
+        for issue, anchor in later.values():
+            first = outcomes.get(anchor)
+            if first is not None and not isinstance(first, Written):
+                outcomes[issue.id] = Retry(
+                    f"waits for the first report of its cluster (issue {anchor})"
+                )
+            else:
+                outcomes[issue.id] = self._attach(issue, anchor, batch)
+        return outcomes
+
+    def _recall_clusters(self, keys: set[str] | None) -> None:
+        """Add the clusters the ledger holds for `keys` (None: all) that this process does
+        not know yet; what it knows stays as it is."""
+        if self._clusterer is None or keys == set():
+            return
+        for report, cluster in self._ledger.recent_reports(self._clusterer.window, keys):
+            self._clusterer.add(report, cluster)
+
+    def _place(
+        self, issues: list[Issue], later: dict[uuid.UUID, tuple[Issue, uuid.UUID]]
+    ) -> list[Issue]:
+        """Assign each issue its cluster; returns the first reports, records the others."""
+        assert self._clusterer is not None
+        firsts = []
+        for issue in issues:
+            cluster = self._clusterer.assign(issue).cluster
+            if cluster == issue.id:
+                firsts.append(issue)
+            else:
+                later[issue.id] = (issue, cluster)
+        return firsts
+
+    def _placement(self, issue: Issue) -> Placement | None:
+        """How the ledger records a first report (None: clustering is off, or the issue
+        stands alone)."""
+        if self._clusterer is None or not self._clusterer.eligible(issue):
+            return None
+        return Placement(issue.id, Report.of(issue))
+
+    def _attach(self, issue: Issue, anchor: uuid.UUID, batch: _Batch) -> Outcome | _WaitOutcome:
+        """A later report of a cluster: a note on its first's request, or a ledger row."""
+        first = self._ledger.get(anchor)
+        assert first is not None and first.state in DONE
+        placement = Placement(anchor, Report.of(issue))
+        update_id = None
+        if self._updates and first.state == FILED:
+            waiting = batch.waiting
+            if waiting is not None:
+                return Retry(f"not tried: {waiting.reason}", waiting.delay)
+            try:
+                update_id = self._note(issue, first, placement)
+            except _Again as exc:
+                log.warning("open311: note of issue %s to retry: %s", issue.id, exc.reason)
+                return Retry(exc.reason, exc.delay)
+            except _Wait as exc:
+                log.warning("open311: note of issue %s waits: %s", issue.id, exc.reason)
+                batch.wait(exc)
+                return _WaitOutcome(exc)
+            except _Refused as exc:
+                log.warning(
+                    "open311: the note of issue %s was refused (%s); it stays attached to "
+                    "request %s in the ledger",
+                    issue.id,
+                    exc.reason,
+                    first.service_request_id,
+                )
+        self._ledger.record(
+            issue.id,
+            first.service_code,
+            first.state,
+            datetime.now(UTC),
+            service_request_id=first.service_request_id,
+            token=first.token,
+            placement=placement,
+            update_id=update_id,
+        )
+        log.info(
+            "open311: issue %s is another report of issue %s (request %s)%s",
+            issue.id,
+            anchor,
+            first.service_request_id or first.token or "without an id",
+            f", posted as note {update_id}" if update_id else "",
+        )
+        return WRITTEN
+
+    def _note(self, issue: Issue, first: LedgerEntry, placement: Placement) -> str | None:
+        """POST servicerequestupdates.json; the server's update id."""
+        self._ledger.intend(issue.id, first.service_code, datetime.now(UTC), placement)
+        form = {
+            "api_key": self._api_key.get_secret_value(),
+            **self._jurisdiction(),
+            "service_request_id": str(first.service_request_id),
+            "update_id": str(issue.id),
+            "status": "OPEN",
+            "updated_datetime": issue.post.created_at.isoformat(),
+            "description": describe_issue(issue),
+        }
+        if _is_web_url(issue.post.url):
+            form["media_url"] = str(issue.post.url)
+        response = self._send("POST", "servicerequestupdates.json", data=form)
+        self._raise_for_status(response)
+        body = _body(response)
+        if body is _NOT_JSON:
+            raise _Again(f"{self._explain(response)}: not an answer to an update")
+        errors = _errors(body)
+        if errors:
+            self._raise_for_embedded(errors, response)
+        answer = _first(body.get("service_request_updates") if isinstance(body, dict) else body)
+        return _text((answer or {}).get("update_id"))
 
     def _write_concurrently(
         self, issues: list[Issue], batch: _Batch
@@ -637,7 +834,9 @@ class Open311Sink(BaseSink):
         return service, form
 
     def _file(self, issue: Issue, service: ServiceType, form: dict[str, str]) -> Outcome:
-        intent = self._ledger.intend(issue.id, service.code, datetime.now(UTC))
+        intent = self._ledger.intend(
+            issue.id, service.code, datetime.now(UTC), self._placement(issue)
+        )
         response = self._post(form)
         try:
             self._raise_for_status(response)

@@ -10,6 +10,13 @@ One row per issue that the sink ever tried to file::
       token               text                   the batch token (token; kept once resolved)
       intent_at           timestamp, not null    when the first POST was about to be sent
       updated_at          timestamp, not null    the last change
+      cluster_id          UUID                   the cluster's first issue (its own id for
+                                                 the first; null: not clustered)
+      cluster_key         text                   `city:category` of a clustered issue
+      lat, lon            float                  a clustered issue's point
+      posted_at           timestamp              a clustered issue's post time
+      update_id           text                   the server's id of the note a later report
+                                                 of a cluster was posted as
 
 The states, in the order a request goes through them:
 
@@ -21,11 +28,21 @@ The states, in the order a request goes through them:
   ``filed`` once ``GET tokens/{token}.json`` knows the id. The request is filed already.
 - ``filed_blackbox``: a blackbox service accepted the request and answers no id, ever.
 
+A later report of a cluster (``cluster_id`` another issue's id) is never filed on its own:
+its row takes the state of its cluster's request (``filed`` with that request's id,
+``token`` with its token, or ``filed_blackbox``), so a redelivery finds it done. Posting
+it as a note first records ``posting`` (with ``cluster_id``); the note's id lands in
+``update_id``. The sink rebuilds its clusters from the rows of the last window when it
+opens (`Ledger.recent_reports`).
+
 Why ``metadata.create_all`` and not Alembic, as the SQL sink does: the ledger is one small
-table in a database of its own (``[open311] ledger_url``), and this is its first schema.
-``create_all`` creates it when it is missing and leaves it alone otherwise. The first change
-to its columns should move it to the SQL sink's approach (``overheard.sinks.sql.migrate``:
-Alembic configured in code, its own version table) with this schema as revision 0001.
+table in a database of its own (``[open311] ledger_url``). ``create_all`` creates it when it
+is missing and leaves it alone otherwise. The cluster columns came later: they are nullable
+and only added, and `Ledger.create` adds those a ledger lacks (``ALTER TABLE ... ADD
+COLUMN``), so a ledger made before them keeps working and no state or constraint changed.
+A change that is not purely additive (a new state, a constraint) should move the ledger to
+the SQL sink's approach (``overheard.sinks.sql.migrate``: Alembic configured in code, its
+own version table).
 
 A second table, ``open311_forgotten`` (``subject`` ``post:<post id>`` or
 ``author:<pseudonym>``, ``forgotten_at``), records each ``overheard forget``: the city already
@@ -40,32 +57,41 @@ as it is.
 
 from __future__ import annotations
 
+import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
     CheckConstraint,
     Column,
+    Connection,
+    Float,
     Index,
     MetaData,
     String,
     Table,
     Uuid,
     delete,
+    func,
+    inspect,
     make_url,
     select,
+    text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
+from overheard.clusters import Report
 from overheard.errors import ConfigError, TransientError
 from overheard.sinks.sql.failures import Failure, classify, describe
 from overheard.sinks.sql.sink import create_engine, make_sqlite_folder
 from overheard.sinks.sql.tables import UtcDateTime
+
+log = logging.getLogger(__name__)
 
 POSTING = "posting"
 FILED = "filed"
@@ -93,11 +119,20 @@ ledger_table = Table(
     Column("token", String),
     Column("intent_at", UtcDateTime, nullable=False, comment="before the first POST"),
     Column("updated_at", UtcDateTime, nullable=False),
+    Column("cluster_id", Uuid, comment="the cluster's first issue"),
+    Column("cluster_key", String),
+    Column("lat", Float),
+    Column("lon", Float),
+    Column("posted_at", UtcDateTime),
+    Column("update_id", String, comment="the note a later report was posted as"),
     CheckConstraint("state IN (" + ", ".join(f"'{s}'" for s in STATES) + ")", name="state_known"),
     CheckConstraint(f"state != '{FILED}' OR service_request_id IS NOT NULL", name="filed_has_id"),
     CheckConstraint(f"state != '{TOKEN}' OR token IS NOT NULL", name="token_has_token"),
     Index(None, "state"),
+    Index(None, "cluster_key", "posted_at"),
 )
+#: Columns added after the first schema, nullable, added to older ledgers by `create`.
+ADDED_COLUMNS = ("cluster_id", "cluster_key", "lat", "lon", "posted_at", "update_id")
 
 
 forgotten_table = Table(
@@ -117,6 +152,29 @@ class LedgerEntry:
     token: str | None
     intent_at: datetime
     updated_at: datetime
+    cluster_id: uuid.UUID | None = None
+    cluster_key: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    posted_at: datetime | None = None
+    update_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a clustered issue belongs: its cluster (the first issue's id) and its report."""
+
+    cluster: uuid.UUID
+    report: Report
+
+    def values(self) -> dict[str, Any]:
+        return {
+            "cluster_id": self.cluster,
+            "cluster_key": self.report.key,
+            "lat": self.report.lat,
+            "lon": self.report.lon,
+            "posted_at": self.report.posted_at,
+        }
 
 
 class Ledger:
@@ -155,10 +213,33 @@ class Ledger:
             raise
 
     def create(self) -> None:
-        """Create the SQLite file's folder and the table, when missing."""
+        """Create the SQLite file's folder and the tables when missing, and add the
+        columns an older ledger lacks."""
         make_sqlite_folder(self._url)
         with self._guard("create the table"), self._engine.begin() as connection:
             metadata.create_all(connection, checkfirst=True)
+            self._add_columns(connection)
+
+    @staticmethod
+    def _add_columns(connection: Connection) -> None:
+        present = {column["name"] for column in inspect(connection).get_columns(ledger_table.name)}
+        missing = [name for name in ADDED_COLUMNS if name not in present]
+        if not missing:
+            return
+        log.info("open311 ledger: adding the columns %s", ", ".join(missing))
+        dialect = connection.dialect
+        preparer = dialect.identifier_preparer
+        for name in missing:
+            column = ledger_table.c[name]
+            kind = column.type.compile(dialect=dialect)
+            connection.execute(
+                text(
+                    f"ALTER TABLE {preparer.format_table(ledger_table)} "
+                    f"ADD COLUMN {preparer.format_column(column)} {kind}"
+                )
+            )
+        for index in ledger_table.indexes:
+            index.create(connection, checkfirst=True)
 
     def close(self) -> None:
         self._engine.dispose()
@@ -169,8 +250,15 @@ class Ledger:
             row = connection.execute(query).mappings().first()
         return None if row is None else LedgerEntry(**row)
 
-    def intend(self, issue_id: uuid.UUID, service_code: str, now: datetime) -> LedgerEntry:
+    def intend(
+        self,
+        issue_id: uuid.UUID,
+        service_code: str,
+        now: datetime,
+        placement: Placement | None = None,
+    ) -> LedgerEntry:
         """Record the intent to POST (state ``posting``); keeps the first intent's time."""
+        placed = placement.values() if placement else {}
         self._upsert(
             {
                 "issue_id": issue_id,
@@ -178,8 +266,9 @@ class Ledger:
                 "state": POSTING,
                 "intent_at": now,
                 "updated_at": now,
+                **placed,
             },
-            update=("service_code", "state", "updated_at"),
+            update=("service_code", "state", "updated_at", *placed),
         )
         entry = self.get(issue_id)
         assert entry is not None
@@ -194,10 +283,14 @@ class Ledger:
         *,
         service_request_id: str | None = None,
         token: str | None = None,
+        placement: Placement | None = None,
+        update_id: str | None = None,
     ) -> None:
-        """Record what the server answered (``filed``, ``token`` or ``filed_blackbox``)."""
+        """Record what the server answered (``filed``, ``token`` or ``filed_blackbox``);
+        for a later report of a cluster, what its cluster's request is."""
         if state not in DONE:
             raise ValueError(f"not a final ledger state: {state!r}")
+        placed = placement.values() if placement else {}
         values: dict[str, Any] = {
             "issue_id": issue_id,
             "service_code": service_code,
@@ -205,8 +298,12 @@ class Ledger:
             "service_request_id": service_request_id,
             "intent_at": now,
             "updated_at": now,
+            "update_id": update_id,
+            **placed,
         }
-        update = ["service_code", "state", "service_request_id", "updated_at"]
+        update = ["service_code", "state", "service_request_id", "updated_at", *placed]
+        if update_id is not None:
+            update.append("update_id")
         if token is not None:  # a resolved token keeps its token
             values["token"] = token
             update.append("token")
@@ -237,6 +334,41 @@ class Ledger:
         )
         with self._guard("read"), self._engine.connect() as connection:
             return [LedgerEntry(**row) for row in connection.execute(query).mappings()]
+
+    def recent_reports(
+        self, window: timedelta, keys: Collection[str] | None = None
+    ) -> list[tuple[Report, uuid.UUID]]:
+        """The clustered rows of each `city:category` (of `keys`, when given) posted within
+        `window` of its newest, with the first reports of their clusters: first reports
+        first, then by post time."""
+        table = ledger_table
+        clustered = table.c.cluster_id.is_not(None)
+        newest = (
+            select(table.c.cluster_key, func.max(table.c.posted_at))
+            .where(clustered)
+            .group_by(table.c.cluster_key)
+        )
+        if keys is not None:
+            newest = newest.where(table.c.cluster_key.in_(sorted(keys)))
+        rows: dict[uuid.UUID, Any] = {}
+        with self._guard("read"), self._engine.connect() as connection:
+            for key, latest in connection.execute(newest).all():
+                query = select(table).where(
+                    clustered, table.c.cluster_key == key, table.c.posted_at >= latest - window
+                )
+                rows.update((row.issue_id, row) for row in connection.execute(query).mappings())
+            anchors = {row.cluster_id for row in rows.values()} - rows.keys()
+            if anchors:
+                query = select(table).where(table.c.issue_id.in_(anchors))
+                rows.update((row.issue_id, row) for row in connection.execute(query).mappings())
+        ordered = sorted(
+            rows.values(),
+            key=lambda r: (r.cluster_id != r.issue_id, r.posted_at, str(r.issue_id)),
+        )
+        return [
+            (Report(r.issue_id, r.cluster_key, r.lat, r.lon, r.posted_at), r.cluster_id)
+            for r in ordered
+        ]
 
     def touch(self, issue_id: uuid.UUID, now: datetime) -> None:
         """Mark a row as tried now (a token still pending goes to the back of the queue)."""

@@ -2,6 +2,8 @@
 
 One partition per topic, committed offsets per consumer group, and nothing
 kept after the process ends: replay's durability comes from the archive itself.
+`release` drops what every group of a topic has committed, as Kafka's retention
+would, so a long replay holds only what is still in flight.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ class MemoryBus:
         self.topics = topics
         self._logs: dict[str, list[Record]] = defaultdict(list)
         self._committed: dict[tuple[str, str], int] = defaultdict(int)
+        #: The offset of the first record each topic still holds (see `release`).
+        self._first: dict[str, int] = defaultdict(int)
 
     def ensure_topics(self) -> None:
         for topic in self.topics.all():
@@ -30,13 +34,24 @@ class MemoryBus:
         return MemoryConsumer(self, topic, group)
 
     def records(self, topic: str) -> list[Record]:
-        """Everything ever written to `topic`, in order (for summaries and tests)."""
+        """Everything written to `topic` and not released, in order (for summaries and tests)."""
         return list(self._logs[topic])
+
+    def release(self, topic: str) -> None:
+        """Forget the records of `topic` that every consumer group of it has committed."""
+        groups = [offset for (_, name), offset in self._committed.items() if name == topic]
+        if not groups:
+            return
+        # A group that joined after a release has committed nothing, yet starts at _first.
+        upto = max(min(groups), self._first[topic])
+        del self._logs[topic][: upto - self._first[topic]]
+        self._first[topic] = upto
 
     def _append(self, topic: str, key: bytes | None, value: bytes, headers: Headers) -> None:
         log = self._logs[topic]
         now_ms = int(time.time() * 1000)
-        log.append(Record(topic, 0, len(log), key, value, headers, now_ms))
+        offset = self._first[topic] + len(log)
+        log.append(Record(topic, 0, offset, key, value, headers, now_ms))
 
 
 class MemoryProducer:
@@ -63,11 +78,12 @@ class MemoryConsumer:
         self._bus = bus
         self._topic = topic
         self._group = group
-        self._position = bus._committed[(group, topic)]
+        self._position = max(bus._committed[(group, topic)], bus._first[topic])
 
     def poll(self, max_records: int, timeout_s: float) -> list[Record]:
         log = self._bus._logs[self._topic]
-        batch = log[self._position : self._position + max_records]
+        start = self._position - self._bus._first[self._topic]
+        batch = log[start : start + max_records]
         self._position += len(batch)
         return batch
 
@@ -78,7 +94,7 @@ class MemoryConsumer:
             self._bus._committed[key] = max(self._bus._committed[key], last + 1)
 
     def lag(self) -> int:
-        return len(self._bus._logs[self._topic]) - self._position
+        return self._bus._first[self._topic] + len(self._bus._logs[self._topic]) - self._position
 
     def lag_by_partition(self) -> dict[tuple[str, int], int]:
         return {(self._topic, 0): self.lag()}

@@ -13,6 +13,15 @@ Endpoints (each as ``.json`` and ``.xml``), as in http://wiki.open311.org/GeoRep
   filter), ``service_code``, ``start_date``, ``end_date`` (a range of at most 90 days;
   the last 90 days by default) and ``status``; at most 1000 rows, the newest first.
 - ``GET requests/{service_request_id}.{fmt}`` and ``GET tokens/{token}.{fmt}``.
+- mySociety's service request updates extension (FixMyStreet's "Open311 FMS - Proposed
+  differences to Open311"), which GeoReport v2 lacks: ``POST servicerequestupdates.{fmt}``
+  adds an update (a note) to a request: ``api_key``, ``service_request_id``, ``update_id``
+  (the client's id of the update), ``status`` (``OPEN`` or ``CLOSED``), ``updated_datetime``,
+  ``description``, optionally ``media_url``; it answers the server's ``update_id``, and the
+  same client ``update_id`` again gets the same answer without a second update. ``GET
+  servicerequestupdates.{fmt}`` lists updates (``start_date``/``end_date`` on
+  ``updated_datetime``). Each request keeps its updates under ``"updates"`` in the
+  control API's records.
 
 Errors are the spec's error list (``[{"code": 400, "description": "..."}]``, or
 ``<errors><error>``): 400 for a missing or invalid field or attribute, 403 for a missing
@@ -421,6 +430,7 @@ class Open311App:
                 Rule("/requests.<fmt>", endpoint="requests", methods=["GET", "POST"]),
                 Rule("/requests/<path:name>", endpoint="request", methods=["GET"]),
                 Rule("/tokens/<path:name>", endpoint="token", methods=["GET"]),
+                Rule("/servicerequestupdates.<fmt>", endpoint="updates", methods=["GET", "POST"]),
             ],
             strict_slashes=False,
         )
@@ -612,6 +622,66 @@ class Open311App:
         return render(
             fmt, "service_requests", [{"service_request_id": service_request_id, "token": token}]
         )
+
+    def api_updates(self, request: Request, fmt: str) -> Response:
+        if request.method == "POST":
+            return self._add_update(request, fmt)
+        self._check_jurisdiction(request.args)
+        bounds = {}
+        for key in ("start_date", "end_date"):
+            if request.args.get(key):
+                try:
+                    bounds[key] = parse_datetime(request.args[key])
+                except ValueError:
+                    raise ApiError(400, f"{key} is not a W3C datetime") from None
+        updates = [
+            update
+            for record in self.store.records.values()
+            for update in record.get("updates", [])
+            if bounds.get("start_date", datetime.min.replace(tzinfo=UTC))
+            <= parse_datetime(update["updated_datetime"])
+            <= bounds.get("end_date", datetime.max.replace(tzinfo=UTC))
+        ]
+        shown = [{k: v for k, v in u.items() if k != "client_update_id"} for u in updates]
+        return render(fmt, "service_request_updates", shown)
+
+    def _add_update(self, request: Request, fmt: str) -> Response:
+        form = request.form
+        if form.get("api_key") != self.api_key:
+            raise ApiError(403, "Invalid api_key received -- can't proceed with the update.")
+        self._check_jurisdiction(form)
+        missing = [
+            name
+            for name in ("service_request_id", "update_id", "status", "updated_datetime")
+            if not form.get(name)
+        ]
+        if missing:
+            raise ApiError(400, *(f"{name} is required" for name in missing))
+        if form["status"].upper() not in ("OPEN", "CLOSED"):
+            raise ApiError(400, f"status must be OPEN or CLOSED, not {form['status']!r}")
+        try:
+            parse_datetime(form["updated_datetime"])
+        except ValueError:
+            raise ApiError(400, "updated_datetime is not a W3C datetime") from None
+        record = self.store.records.get(form["service_request_id"])
+        if record is None:
+            raise ApiError(404, f"Service request not found with id {form['service_request_id']}")
+        updates = record.setdefault("updates", [])
+        for update in updates:
+            if update["client_update_id"] == form["update_id"]:
+                return render(fmt, "service_request_updates", [{"update_id": update["update_id"]}])
+        update = {
+            "update_id": f"u{record['request']['service_request_id']}-{len(updates) + 1}",
+            "client_update_id": form["update_id"],
+            "service_request_id": record["request"]["service_request_id"],
+            "status": form["status"].lower(),
+            "updated_datetime": form["updated_datetime"],
+            "description": form.get("description") or "",
+            "media_url": form.get("media_url") or "",
+        }
+        updates.append(update)
+        self.store.save()
+        return render(fmt, "service_request_updates", [{"update_id": update["update_id"]}])
 
     def _search(self, request: Request, fmt: str) -> Response:
         args = request.args

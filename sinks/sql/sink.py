@@ -25,8 +25,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
+from overheard.clusters import Clusterer, Report
 from overheard.errors import ConfigError, TransientError
 from overheard.model import Issue
+from overheard.profile import ClustersProfile, load_profile
 from overheard.sinks.base import WRITTEN, BaseSink, Outcome, Rejected, without_text
 from overheard.sinks.sql import migrate
 from overheard.sinks.sql.failures import Failure, classify, describe
@@ -45,7 +47,7 @@ RETENTION = "retention"
 def from_settings(settings: Settings) -> SqlSink:
     """The factory the `overheard.sinks` entry point names: the sink for `[database]`,
     with the password from the environment (OVERHEARD_DATABASE__PASSWORD)."""
-    return SqlSink(settings.database.effective_url())
+    return SqlSink(settings.database.effective_url(), clusters=load_profile(settings.city).clusters)
 
 
 class SqlSink(BaseSink):
@@ -60,11 +62,17 @@ class SqlSink(BaseSink):
 
     `forget` and `drop_text_before` (retention) empty a row's text and author but keep
     the row, so a redelivered issue still finds its id taken and never brings them back.
+
+    With `clusters` (the profile's `[clusters]`), each row's `cluster_id` names the first
+    issue of its cluster (`overheard.clusters`), assigned in the order issues arrive, by a
+    `Clusterer` that `open` rebuilds from the rows of the last window.
     """
 
     name = "sql"
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(
+        self, url: str, *, echo: bool = False, clusters: ClustersProfile | None = None
+    ) -> None:
         try:
             self._url = make_url(url)
         except ArgumentError:
@@ -75,6 +83,7 @@ class SqlSink(BaseSink):
             ) from None
         self._insert = _insert_unless_present(self._url.get_backend_name())
         self._engine = create_engine(self._url, echo=echo)
+        self._clusterer = Clusterer(clusters) if clusters is not None else None
 
     def __repr__(self) -> str:
         return f"SqlSink({self._masked_url!r})"
@@ -88,6 +97,7 @@ class SqlSink(BaseSink):
         make_sqlite_folder(self._url)
         try:
             migrate.upgrade(self._engine)
+            self._rebuild_clusters()
         except DBAPIError as exc:
             self._raise_for_batch(exc, "cannot prepare")
         log.info("sql sink ready: %s", self._masked_url)
@@ -100,6 +110,9 @@ class SqlSink(BaseSink):
             return []
         written_at = datetime.now(UTC)
         rows = [_row(issue, written_at) for issue in issues]
+        if self._clusterer is not None:
+            for issue, row in zip(issues, rows, strict=True):
+                row["cluster_id"] = self._clusterer.assign(issue).cluster
         try:
             with self._engine.begin() as connection:
                 connection.execute(self._insert, rows)
@@ -134,9 +147,58 @@ class SqlSink(BaseSink):
             if classify(exc) is not Failure.ROW:
                 raise
             reason = f"the database refused the issue: {describe(exc)}"
+            if self._clusterer is not None:
+                self._clusterer.withdraw(issue.id)
             log.warning("rejected issue %s (post %s): %s", issue.id, issue.post.id, reason)
             return Rejected(reason)
         return WRITTEN
+
+    def _rebuild_clusters(self) -> None:
+        """Give the clusterer the grouped rows of each city and category posted within the
+        window of its newest, and the first rows of their clusters."""
+        if self._clusterer is None:
+            return
+        table = issues_table
+        grouped = (
+            table.c.cluster_id.is_not(None),
+            table.c.location_precision.in_([p.value for p in self._clusterer.precisions]),
+        )
+        newest = (
+            select(table.c.city, table.c.category, func.max(table.c.post_created_at))
+            .where(*grouped)
+            .group_by(table.c.city, table.c.category)
+        )
+        columns = (
+            table.c.id,
+            table.c.city,
+            table.c.category,
+            table.c.lat,
+            table.c.lon,
+            table.c.post_created_at,
+            table.c.cluster_id,
+        )
+        rows: dict[Any, Any] = {}
+        with self._engine.connect() as connection:
+            for city, category, latest in connection.execute(newest).all():
+                query = select(*columns).where(
+                    *grouped,
+                    table.c.city == city,
+                    table.c.category == category,
+                    table.c.post_created_at >= latest - self._clusterer.window,
+                )
+                rows.update((row.id, row) for row in connection.execute(query))
+            firsts = {row.cluster_id for row in rows.values()} - rows.keys()
+            if firsts:
+                query = select(*columns).where(table.c.id.in_(firsts))
+                rows.update((row.id, row) for row in connection.execute(query))
+        ordered = sorted(
+            rows.values(), key=lambda r: (r.cluster_id != r.id, r.post_created_at, str(r.id))
+        )
+        for row in ordered:
+            report = Report(
+                row.id, f"{row.city}:{row.category}", row.lat, row.lon, row.post_created_at
+            )
+            self._clusterer.add(report, row.cluster_id)
 
     def _raise_for_batch(self, exc: DBAPIError, doing: str) -> NoReturn:
         """Raise `TransientError` for a failure that may pass, else `exc` itself."""

@@ -130,6 +130,12 @@ issues = Table(
     Column("schema_version", Integer, nullable=False),
     Column("issue", Json, nullable=False, comment="the whole Issue message, as JSON"),
     Column("written_at", UtcDateTime, nullable=False, comment="when the sink first wrote it"),
+    Column(
+        "cluster_id",
+        Uuid,
+        comment="the first issue of its cluster (its own id when alone); "
+        "NULL: written before clusters",
+    ),
     _length("city", 1, 64),
     _length("post_id", 3, 256),
     _length("category", 1, 64),
@@ -151,4 +157,5 @@ issues = Table(
     Index(None, "city", "category"),
     Index(None, "post_id"),
     Index(None, "author_key"),
+    Index(None, "cluster_id"),
 )

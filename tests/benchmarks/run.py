@@ -17,12 +17,17 @@ from typing import Any
 from rich.console import Console
 
 from tests.benchmarks import (
+    broker_pipeline,
     cascade,
+    clusters,
     geo_gazetteer,
     geo_places,
     ingest_normalise,
     open311_sink,
     prefilter,
+    replay_memory,
+    replay_pipeline,
+    replay_pool,
     sql_sink,
 )
 
@@ -35,14 +40,22 @@ BENCHMARKS: dict[str, Callable[[Console], dict[str, Any]]] = {
     "geo_places": geo_places.run,
     "cascade": cascade.run,
     "ingest_normalise": ingest_normalise.run,
+    "clusters": clusters.run,
+    "replay_memory": replay_memory.run,
+    "replay_pipeline": replay_pipeline.run,
+    "replay_pool": replay_pool.run,
+    "broker_pipeline": broker_pipeline.run,
 }
+
+#: Benchmarks that take minutes, run only when named (`make bench-memory`).
+ON_DEMAND = frozenset({"replay_memory"})
 
 
 def main() -> None:
     """Every benchmark, or those named on the command line."""
     console = Console()
     report = json.loads(OUTPUT.read_text()) if OUTPUT.exists() else {}
-    chosen = sys.argv[1:] or list(BENCHMARKS)
+    chosen = sys.argv[1:] or [name for name in BENCHMARKS if name not in ON_DEMAND]
     unknown = set(chosen) - BENCHMARKS.keys()
     if unknown:
         known = ", ".join(BENCHMARKS)

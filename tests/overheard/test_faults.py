@@ -357,6 +357,8 @@ def test_a_311_server_answering_503_and_429_is_retried_and_files_each_issue_once
             "OVERHEARD_OPEN311__ENDPOINT": server.url,
             "OVERHEARD_OPEN311__API_KEY": key,
             "OVERHEARD_OPEN311__LEDGER_URL": postgres_schema_url,
+            # Each issue its own request: the twelve reports of one alley would be a cluster.
+            "OVERHEARD_OPEN311__CLUSTER": "false",
             "OVERHEARD_RETRY__MAX_S": "2",
         }
         port = free_port()
@@ -564,6 +566,9 @@ def test_stages_killed_at_random_points_and_restarted_leave_every_issue_once(
             "OVERHEARD_OPEN311__ENDPOINT": server.url,
             "OVERHEARD_OPEN311__API_KEY": key,
             "OVERHEARD_OPEN311__LEDGER_URL": postgres_schema_url,
+            # Each issue its own request (the sample's copies would cluster): what is
+            # checked is that each is filed once.
+            "OVERHEARD_OPEN311__CLUSTER": "false",
             "OVERHEARD_INGEST__CHECKPOINT_EVERY": "100",
         }
         args = {

@@ -41,3 +41,23 @@ def test_a_broken_profile_names_file_and_key(tmp_path: Path) -> None:
     broken.write_text(text.replace('name = "baltimore"', 'name = "Baltimore City"'))
     with pytest.raises(ConfigError, match=rf"{broken}: city.name: String should match pattern"):
         load_profile(str(broken))
+
+
+def test_the_clusters_section_is_read_and_checked(tmp_path: Path) -> None:
+    clusters = load_profile("baltimore").clusters
+    assert (clusters.distance_m, clusters.window_hours) == (60, 168)
+    assert [p.value for p in clusters.precisions] == [
+        "address",
+        "intersection",
+        "place",
+        "platform_geotag",
+    ]
+    text = (Path(__file__).resolve().parents[2] / "config/cities/baltimore.toml").read_text()
+    for right, wrong, message in (
+        ("distance_m = 60", "distance_m = 0", r"clusters.distance_m: Input should be greater"),
+        ('"platform_geotag"]', '"platform_geotag", "ward"]', r"clusters.precisions.4: Input"),
+    ):
+        broken = tmp_path / "broken.toml"
+        broken.write_text(text.replace(right, wrong))
+        with pytest.raises(ConfigError, match=rf"{broken}: {message}"):
+            load_profile(str(broken))

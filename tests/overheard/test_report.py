@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from overheard.cli import app
 from overheard.ingest.archive import Position
-from overheard.mapping import category_colours
+from overheard.mapping import CLUSTER, category_colours
 from overheard.paths import CONFIG_DIR
 from overheard.progress import ReplayProgress
 from overheard.summary import Summary
@@ -69,14 +69,14 @@ POSTS = [
 ]
 
 
-def _archive(path: Path) -> Path:
+def _archive(path: Path, posts: list[tuple[str, str, str]] = POSTS) -> Path:
     """The posts as a Reddit CSV dump, in the columns of the shared sample."""
     with SAMPLE.open(newline="", encoding="utf-8") as sample:
         header = next(csv.reader(sample))
     with path.open("w", newline="", encoding="utf-8") as file:
         writer = csv.DictWriter(file, header, restval="")
         writer.writeheader()
-        for minute, (native, title, text) in enumerate(POSTS):
+        for minute, (native, title, text) in enumerate(posts):
             writer.writerow(
                 {
                     "created_utc": f"{1367292011 + 60 * minute}.0",
@@ -365,3 +365,70 @@ def test_progress_is_drawn_on_a_terminal_only(tmp_path: Path) -> None:
             assert "0 issues, 0 dead letters" in shown
         else:
             assert shown == ""
+
+
+# -- clusters -------------------------------------------------------------------------------
+
+#: Three residents report the same pothole within the hour; another pothole 2 km away.
+SAME_POTHOLE = [
+    (
+        f"t3_cl00{n}",
+        "Pothole on Eastern Ave",
+        f"{opening} pothole on Eastern Ave at S Ponca St, nobody has fixed it for weeks.",
+    )
+    for n, opening in enumerate(("Huge", "Another car lost a hubcap in the", "Still a"), 1)
+]
+
+
+def _cluster_colour_pixels(png: Path) -> int:
+    """How many pixels of the map have the rings' colour (`mapping.CLUSTER`)."""
+    picture = _bytes(image.imread(png))[..., :3].astype(int)
+    target = np.array([int(CLUSTER[i : i + 2], 16) for i in (1, 3, 5)])
+    return int((np.abs(picture - target).sum(axis=-1) < 12).sum())
+
+
+def test_a_replay_groups_reports_of_one_problem(tmp_path: Path, gazetteer_dir: Path) -> None:
+    """Three more reports of the pothole at Eastern Ave and S Ponca St (rp001) within the
+    hour: one problem of four reports."""
+    archive = _archive(tmp_path / "cluster.csv", [*SAME_POTHOLE, *POSTS])
+    summaries = [_replay(archive, tmp_path / name, gazetteer_dir) for name in ("a", "b")]
+    for name in FILES:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    summary = summaries[0]
+    assert summary["clusters"] == {
+        "problems": summary["issues"] - 3,
+        "multi_report": 1,
+        "largest": 4,
+    }
+    assert (
+        json.loads((tmp_path / "a" / "summary.json").read_text())["clusters"]
+        == (summary["clusters"])
+    )
+    collection = json.loads((tmp_path / "a" / "issues.geojson").read_text())
+    properties = {f["properties"]["post_id"]: f["properties"] for f in collection["features"]}
+    first = properties["reddit:t3_cl001"]
+    assert (first["cluster"], first["cluster_size"]) == (first["id"], 4)
+    grouped = {k for k, p in properties.items() if p["cluster"] == first["id"]}
+    assert grouped == {"reddit:t3_cl001", "reddit:t3_cl002", "reddit:t3_cl003", "reddit:t3_rp001"}
+    for key, found in properties.items():
+        if key not in grouped:
+            assert (found["cluster"], found["cluster_size"]) == (found["id"], 1)
+    page = (tmp_path / "a" / "report.html").read_text()
+    assert page.count("4 reports of one problem") == 4
+    assert page.count("4 reports of one problem (first: reddit:t3_cl001)") == 3
+    assert "problems (clusters of reports)" in page
+    assert _cluster_colour_pixels(tmp_path / "a" / "map.png") > 30
+
+
+def test_the_map_rings_only_problems_with_several_reports(reports: list[Path]) -> None:
+    """The complaints archive has no two reports of one problem: no ring."""
+    collection = json.loads((reports[0] / "issues.geojson").read_text())
+    listed = [f["properties"] for f in collection["features"]] + collection["unlocated"]
+    assert all(p["cluster"] == p["id"] and p["cluster_size"] == 1 for p in listed)
+    assert _cluster_colour_pixels(reports[0] / "map.png") == 0
+    summary = json.loads((reports[0] / "summary.json").read_text())
+    assert summary["clusters"] == {
+        "problems": summary["issues"],
+        "multi_report": 0,
+        "largest": 1,
+    }

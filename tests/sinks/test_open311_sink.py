@@ -22,7 +22,8 @@ import pytest
 from overheard.bus.base import Topics
 from overheard.bus.memory import MemoryBus
 from overheard.errors import ConfigError, TransientError
-from overheard.model import Issue
+from overheard.model import Issue, Precision
+from overheard.profile import ClustersProfile
 from overheard.settings import Open311Settings, RetrySettings, Settings
 from overheard.sinks.base import WRITTEN, Rejected, Retry
 from overheard.sinks.open311 import (
@@ -89,6 +90,8 @@ def make_sink(server: Open311Server, ledger_url: str) -> Iterator[SinkFactory]:
         jurisdiction_id: str | None = None,
         opened: bool = True,
         concurrency: int = 4,
+        clusters: ClustersProfile | None = None,
+        updates: bool = False,
     ) -> Open311Sink:
         sink = Open311Sink(
             endpoint or server.url,
@@ -97,6 +100,8 @@ def make_sink(server: Open311Server, ledger_url: str) -> Iterator[SinkFactory]:
             ledger_url,
             timeout_s,
             concurrency=concurrency,
+            clusters=clusters,
+            updates=updates,
         )
         sinks.append(sink)
         if opened:
@@ -813,3 +818,241 @@ def test_the_ledger_in_postgresql(server: Open311Server, postgres_schema_url: st
         assert len(server.requests()) == 1
     finally:
         sink.close()
+
+
+# -------------------------------------------------------------- clusters
+
+CLUSTERS = ClustersProfile(distance_m=60, window_hours=168)
+
+
+def moved(issue: Issue, metres_north: float, precision: Precision | None = None) -> Issue:
+    """The same report, `metres_north` further north (and at another precision)."""
+    assert issue.location is not None
+    location = issue.location.model_copy(
+        update={
+            "lat": issue.location.lat + metres_north / 111_195.0,
+            "precision": precision or issue.location.precision,
+        }
+    )
+    return issue.model_copy(update={"location": location})
+
+
+def notes(server: Open311Server) -> list[dict[str, Any]]:
+    return [note for record in server.requests() for note in record.get("updates", [])]
+
+
+def test_two_nearby_reports_make_one_request_and_the_later_is_attached_in_the_ledger(
+    server: Open311Server, make_sink: SinkFactory
+) -> None:
+    sink = make_sink(clusters=CLUSTERS)
+    first, second = alley("t3_c1"), moved(alley("t3_c2"), 40)
+    far = moved(alley("t3_c3"), 500)
+    street = moved(alley("t3_c4"), 10, Precision.STREET)  # a centroid: never grouped
+    assert sink.write([first, second, far, street]) == [WRITTEN] * 4
+    filed = {
+        r["request"]["service_request_id"]: r["form"]["description"] for r in server.requests()
+    }
+    assert len(filed) == 3
+    assert [str(second.id) in d for d in filed.values()] == [False] * 3
+    anchor, later = sink.ledger_entry(first.id), sink.ledger_entry(second.id)
+    assert anchor is not None and later is not None
+    assert (anchor.cluster_id, later.cluster_id) == (first.id, first.id)
+    assert (later.state, later.service_request_id) == (FILED, anchor.service_request_id)
+    assert later.update_id is None
+    assert notes(server) == []  # updates are off by default
+    assert [r["path"] for r in posts(server)] == ["/requests.json"] * 3
+
+
+def test_with_updates_a_later_report_is_a_note_on_the_request(
+    server: Open311Server, make_sink: SinkFactory
+) -> None:
+    sink = make_sink(clusters=CLUSTERS, updates=True)
+    first, second = alley("t3_n1"), moved(alley("t3_n2"), 30)
+    assert sink.write([first]) == [WRITTEN]
+    assert sink.write([second]) == [WRITTEN]
+    (record,) = server.requests()
+    (note,) = record["updates"]
+    assert note["client_update_id"] == str(second.id)
+    assert note["service_request_id"] == record["request"]["service_request_id"]
+    assert f"overheard issue {second.id}" in note["description"]
+    assert note["status"] == "open"
+    entry = sink.ledger_entry(second.id)
+    assert entry is not None
+    assert (entry.state, entry.update_id) == (FILED, note["update_id"])
+    assert entry.service_request_id == record["request"]["service_request_id"]
+
+
+def test_a_restart_and_redeliveries_file_no_second_request_and_no_second_note(
+    server: Open311Server, make_sink: SinkFactory
+) -> None:
+    first, second, third = alley("t3_r1"), moved(alley("t3_r2"), 20), moved(alley("t3_r3"), -25)
+    assert make_sink(clusters=CLUSTERS, updates=True).write([first, second]) == [WRITTEN] * 2
+    again = make_sink(clusters=CLUSTERS, updates=True)  # a new process: state from the ledger
+    assert again.write([second, first, second]) == [WRITTEN] * 3
+    assert again.write([third]) == [WRITTEN]
+    (record,) = server.requests()
+    assert [n["client_update_id"] for n in record["updates"]] == [str(second.id), str(third.id)]
+    entry = again.ledger_entry(third.id)
+    assert entry is not None and entry.cluster_id == first.id
+    assert len(posts(server)) == 3  # one request, two notes
+
+
+def test_a_note_whose_answer_was_lost_is_posted_again_once(
+    server: Open311Server, make_sink: SinkFactory
+) -> None:
+    sink = make_sink(clusters=CLUSTERS, updates=True, timeout_s=0.5)
+    first, second = alley("t3_l1"), alley("t3_l2")
+    assert sink.write([first]) == [WRITTEN]
+    server.control(delay_s=1.5)  # the server makes the note after the sink gave up on it
+    (outcome,) = sink.write([second])
+    assert isinstance(outcome, Retry) and "timed out" in outcome.reason
+    assert sink.ledger_entry(second.id).state == POSTING  # type: ignore[union-attr]
+    server.reset()
+    deadline = time.monotonic() + 10
+    while not notes(server) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sink.write([second]) == [WRITTEN]  # the same update_id: the server knows it
+    (note,) = notes(server)
+    assert len([r for r in posts(server) if r["path"] == "/servicerequestupdates.json"]) == 2
+    entry = sink.ledger_entry(second.id)
+    assert entry is not None and entry.update_id == note["update_id"]
+
+
+def test_a_rejected_first_report_hands_its_cluster_to_the_next(
+    server: Open311Server, make_sink: SinkFactory
+) -> None:
+    sink = make_sink(clusters=CLUSTERS)
+    first, second, third = alley("t3_x1"), alley("t3_x2"), moved(alley("t3_x3"), 15)
+    server.control(fail_next=[{"status": 400, "method": "POST"}])
+    outcomes = sink.write([first, second, third])
+    assert isinstance(outcomes[0], Rejected)
+    assert outcomes[1:] == [WRITTEN, WRITTEN]
+    (record,) = server.requests()
+    assert f"overheard issue {second.id}" in record["form"]["description"]
+    entry = sink.ledger_entry(third.id)
+    assert entry is not None
+    assert (entry.cluster_id, entry.service_request_id) == (
+        second.id,
+        record["request"]["service_request_id"],
+    )
+    assert sink.ledger_entry(first.id) is None
+
+
+def test_later_reports_wait_while_their_first_waits(
+    server: Open311Server, make_sink: SinkFactory
+) -> None:
+    sink = make_sink(clusters=CLUSTERS)
+    first, second = alley("t3_w1"), alley("t3_w2")
+    server.control(fail_next=[{"status": 503, "method": "POST"}])
+    outcomes = sink.write([first, second])
+    assert all(isinstance(o, Retry) for o in outcomes)
+    assert server.requests() == []
+    assert sink.write([first, second]) == [WRITTEN, WRITTEN]
+    assert len(server.requests()) == 1
+
+
+def test_clusters_through_the_sink_stage_with_a_token_and_a_later_report(
+    server: Open311Server, make_sink: SinkFactory
+) -> None:
+    """A batch service: the later report takes its first's token, and both resolve to the
+    same request id."""
+    server.control(tokens=True)
+    sink = make_sink(clusters=CLUSTERS, updates=True)
+    first, second = alley("t3_t1"), alley("t3_t2")
+    bus = MemoryBus(TOPICS)
+    bus.ensure_topics()
+    producer = bus.producer()
+    for issue in (first, second):
+        producer.send(TOPICS.issues, issue.to_bytes(), key=b"baltimore:dirty alley")
+    producer.flush()
+    stop = threading.Event()
+    runner = StageRunner.on(
+        bus, SinkStage(sink, "g", FAST, stop), TOPICS.issues, FAST, stop, Summary()
+    )
+    assert runner.step(10, 0.0) == 2
+    entries = [sink.ledger_entry(i.id) for i in (first, second)]
+    assert [e.state for e in entries if e is not None] == [TOKEN, TOKEN]
+    assert sink.resolve_tokens() == 2
+    ids = {e.service_request_id for i in (first, second) if (e := sink.ledger_entry(i.id))}
+    assert len(ids) == 1 and None not in ids
+    assert len(server.requests()) == 1 and notes(server) == []
+
+
+def test_a_ledger_made_before_clusters_gets_its_columns(
+    server: Open311Server, make_sink: SinkFactory, tmp_path: Path
+) -> None:
+    path = tmp_path / "ledger.db"  # the ledger_url fixture's file
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE open311_ledger (issue_id CHAR(32) NOT NULL PRIMARY KEY, "
+            "service_code VARCHAR NOT NULL, state VARCHAR NOT NULL, service_request_id VARCHAR, "
+            "token VARCHAR, intent_at DATETIME NOT NULL, updated_at DATETIME NOT NULL, "
+            "CONSTRAINT ck_open311_ledger_state_known "
+            "CHECK (state IN ('posting', 'filed', 'token', 'filed_blackbox')))"
+        )
+    old = alley("t3_old")
+    assert make_sink().write([old]) == [WRITTEN]  # without clusters: the old path
+    sink = make_sink(clusters=CLUSTERS)
+    sink.close()
+    sink = make_sink(clusters=CLUSTERS)  # a second open adds nothing
+    first, second = moved(alley("t3_new1"), 300), moved(alley("t3_new2"), 310)
+    assert sink.write([old, first, second]) == [WRITTEN] * 3
+    assert len(server.requests()) == 2
+    with sqlite3.connect(path) as db:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(open311_ledger)")}
+        indexes = {row[1] for row in db.execute("PRAGMA index_list(open311_ledger)")}
+    assert {"cluster_id", "cluster_key", "lat", "lon", "posted_at", "update_id"} <= columns
+    assert "ix_open311_ledger_cluster_key_posted_at" in indexes
+
+
+def test_from_settings_clusters_with_the_profile_unless_told_not_to(
+    server: Open311Server, ledger_url: str, tmp_path: Path
+) -> None:
+    for cluster, requests in ((True, 1), (False, 2)):
+        server.clear()
+        settings = Settings(
+            open311=Open311Settings(
+                endpoint=server.url,
+                api_key=KEY,
+                ledger_url=f"sqlite:///{tmp_path}/ledger-{cluster}.db",
+                cluster=cluster,
+            )
+        )
+        sink = from_settings(settings)
+        sink.open()
+        try:
+            assert sink.write([alley("t3_s1"), alley("t3_s2")]) == [WRITTEN, WRITTEN]
+        finally:
+            sink.close()
+        assert len(server.requests()) == requests
+
+
+@pytest.mark.postgres
+def test_clusters_rebuilt_from_a_postgresql_ledger(
+    server: Open311Server, postgres_schema_url: str
+) -> None:
+    first, second = alley("t3_p1"), moved(alley("t3_p2"), 30)
+    for batch in ([first], [second, first]):
+        sink = Open311Sink(server.url, KEY, None, postgres_schema_url, 10, clusters=CLUSTERS)
+        sink.open()
+        try:
+            assert sink.write(batch) == [WRITTEN] * len(batch)
+        finally:
+            sink.close()
+    assert len(server.requests()) == 1
+    entry = Open311Sink(server.url, KEY, None, postgres_schema_url, 10).ledger_entry(second.id)
+    assert entry is not None and entry.cluster_id == first.id
+
+
+def test_a_sink_that_takes_over_a_category_learns_its_clusters_from_the_ledger(
+    server: Open311Server, make_sink: SinkFactory
+) -> None:
+    """Two processes share the ledger; a rebalance gives the alleys to the second, which
+    was open before the first filed its report."""
+    before, after = make_sink(clusters=CLUSTERS), make_sink(clusters=CLUSTERS)
+    first, second = alley("t3_b1"), moved(alley("t3_b2"), 25)
+    assert before.write([first]) == [WRITTEN]
+    assert after.write([second]) == [WRITTEN]
+    assert len(server.requests()) == 1
+    entry = after.ledger_entry(second.id)
+    assert entry is not None and entry.cluster_id == first.id

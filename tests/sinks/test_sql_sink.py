@@ -31,6 +31,7 @@ from sqlalchemy.exc import (
 
 from overheard.errors import ConfigError, TransientError
 from overheard.model import Issue
+from overheard.profile import ClustersProfile
 from overheard.settings import DatabaseSettings, Settings
 from overheard.sinks.base import WRITTEN, Rejected, Sink
 from overheard.sinks.sql import SqlSink, from_settings, migrate
@@ -131,13 +132,14 @@ def test_is_made_from_the_database_settings(tmp_path: Path) -> None:
 
 
 def test_open_migrates_to_head(db_url: str, db: Engine, sink: SqlSink) -> None:
-    assert migrate.current_revision(db) == migrate.head_revision() == "0003"
+    assert migrate.current_revision(db) == migrate.head_revision() == "0004"
     tables = set(inspect(db).get_table_names())
     assert {"issues", migrate.VERSION_TABLE} <= tables
     indexes = {ix["name"]: ix["column_names"] for ix in inspect(db).get_indexes("issues")}
     assert indexes == {
         "ix_issues_author_key": ["author_key"],
         "ix_issues_city_category": ["city", "category"],
+        "ix_issues_cluster_id": ["cluster_id"],
         "ix_issues_post_id": ["post_id"],
     }
     if db_url.startswith("sqlite"):
@@ -165,7 +167,7 @@ def test_reopening_changes_nothing(db_url: str, db: Engine, sink: SqlSink) -> No
         if s.split()[0].upper() in {"CREATE", "ALTER", "DROP", "INSERT", "UPDATE", "DELETE"}
     ]
     assert changes == []
-    assert migrate.current_revision(db) == "0003"
+    assert migrate.current_revision(db) == "0004"
     assert stored(db) == before
 
 
@@ -191,7 +193,7 @@ def test_processes_starting_together_migrate_once(db_url: str, db: Engine) -> No
     assert errors == []
     with db.connect() as connection:
         versions = connection.execute(text(f"SELECT version_num FROM {migrate.VERSION_TABLE}"))
-        assert versions.scalars().all() == ["0003"]
+        assert versions.scalars().all() == ["0004"]
 
 
 # -- writing -----------------------------------------------------------------------------------
@@ -490,3 +492,62 @@ def test_counts_for_the_summary(sink: SqlSink) -> None:
     assert list(sink.counts_by_category("baltimore")) == ["pothole", "streetlight"]
     assert sink.count_issues("annapolis") == 0
     assert sink.counts_by_category("annapolis") == {}
+
+
+# -- clusters ----------------------------------------------------------------------------------
+
+CLUSTERS = ClustersProfile(distance_m=60, window_hours=168)
+
+
+def north_of(issue: Issue, metres: float) -> Issue:
+    assert issue.location is not None
+    location = issue.location.model_copy(update={"lat": issue.location.lat + metres / 111_195.0})
+    return issue.model_copy(update={"location": location})
+
+
+def test_rows_name_their_cluster_and_a_restart_keeps_them(db_url: str, db: Engine) -> None:
+    first, second = make_issue("t3_k1"), north_of(make_issue("t3_k2"), 40)
+    far, unlocated = north_of(make_issue("t3_k3"), 400), make_issue("t3_k4", located=False)
+    sink = SqlSink(db_url, clusters=CLUSTERS)
+    sink.open()
+    try:
+        assert sink.write([first, second, far, unlocated]) == [WRITTEN] * 4
+    finally:
+        sink.close()
+    again = SqlSink(db_url, clusters=CLUSTERS)  # a new process: its clusters from the rows
+    again.open()
+    try:
+        later = north_of(make_issue("t3_k5"), -20)
+        assert again.write([second, later]) == [WRITTEN, WRITTEN]
+    finally:
+        again.close()
+    rows = stored(db)
+    assert {issue.id: rows[issue.id].cluster_id for issue in (first, second, later)} == {
+        first.id: first.id,
+        second.id: first.id,
+        later.id: first.id,
+    }
+    assert rows[far.id].cluster_id == far.id
+    assert rows[unlocated.id].cluster_id == unlocated.id
+
+
+def test_without_clusters_the_column_stays_empty(db: Engine, sink: SqlSink) -> None:
+    issue = make_issue()
+    assert sink.write([issue]) == [WRITTEN]
+    assert stored(db)[issue.id].cluster_id is None
+
+
+def test_the_sql_sink_clusters_with_the_city_profile(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/overheard.db"
+    sink = from_settings(Settings(database=DatabaseSettings(url=url)))
+    sink.open()
+    try:
+        first, second = make_issue("t3_f1"), make_issue("t3_f2")
+        assert sink.write([first, second]) == [WRITTEN, WRITTEN]
+    finally:
+        sink.close()
+    engine = sqlalchemy.create_engine(url)
+    try:
+        assert stored(engine)[second.id].cluster_id == first.id
+    finally:
+        engine.dispose()

