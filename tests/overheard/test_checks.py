@@ -1,10 +1,11 @@
 """`overheard check` reaches the real broker and database and says what is wrong."""
 
 import re
+from pathlib import Path
 
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from overheard.cli import app
 
@@ -77,26 +78,39 @@ def test_check_reports_text_models_that_cannot_be_loaded(tmp_path) -> None:
     assert re.search(r"text models\s+│ ✗ failed\s+│ ModelError", result.output), result.output
 
 
-def test_check_names_a_topic_that_falls_short_of_the_config(
-    kafka_bootstrap: str, kafka_topic_prefix: str, tmp_path
-) -> None:
-    prefix = kafka_topic_prefix.rstrip(".")
+def _check_with_posts_topic(
+    bootstrap: str, prefix: str, partitions: int, tmp_path: Path, **env: str
+) -> tuple[str, Result]:
+    """`overheard check` against a broker where the posts topic exists with `partitions`."""
     posts = f"{prefix}.baltimore.posts"
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
-        admin.create_topics([NewTopic(posts, 1, 1)], wait_for_metadata=True)
+        admin.create_topics([NewTopic(posts, partitions, 1)], wait_for_metadata=True)
     finally:
         admin.close()
     result = CliRunner().invoke(
         app,
-        ["check", "--bus", "kafka", "--bootstrap", kafka_bootstrap],
+        ["check", "--bus", "kafka", "--bootstrap", bootstrap],
         env={
             "COLUMNS": "400",
             "OVERHEARD_BUS__TOPIC_PREFIX": prefix,
-            "OVERHEARD_BUS__PARTITIONS": "2",
             "OVERHEARD_DATABASE__URL": f"sqlite:///{tmp_path}/overheard.db",
             "OVERHEARD_GEO__GAZETTEER_DIR": str(tmp_path / "gazetteer"),
+            **env,
         },
+    )
+    return posts, result
+
+
+def test_check_names_a_topic_that_falls_short_of_the_config(
+    kafka_bootstrap: str, kafka_topic_prefix: str, tmp_path: Path
+) -> None:
+    posts, result = _check_with_posts_topic(
+        kafka_bootstrap,
+        kafka_topic_prefix.rstrip("."),
+        1,
+        tmp_path,
+        OVERHEARD_BUS__PARTITIONS="2",
     )
     assert result.exit_code == 1, result.output
     assert re.search(
@@ -107,25 +121,10 @@ def test_check_names_a_topic_that_falls_short_of_the_config(
 
 
 def test_check_shows_matching_topics_and_those_still_to_create(
-    kafka_bootstrap: str, kafka_topic_prefix: str, tmp_path
+    kafka_bootstrap: str, kafka_topic_prefix: str, tmp_path: Path
 ) -> None:
     prefix = kafka_topic_prefix.rstrip(".")
-    posts = f"{prefix}.baltimore.posts"
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    try:
-        admin.create_topics([NewTopic(posts, 3, 1)], wait_for_metadata=True)
-    finally:
-        admin.close()
-    result = CliRunner().invoke(
-        app,
-        ["check", "--bus", "kafka", "--bootstrap", kafka_bootstrap],
-        env={
-            "COLUMNS": "400",
-            "OVERHEARD_BUS__TOPIC_PREFIX": prefix,
-            "OVERHEARD_DATABASE__URL": f"sqlite:///{tmp_path}/overheard.db",
-            "OVERHEARD_GEO__GAZETTEER_DIR": str(tmp_path / "gazetteer"),
-        },
-    )
+    posts, result = _check_with_posts_topic(kafka_bootstrap, prefix, 3, tmp_path)
     assert result.exit_code == 0, result.output
     assert f"{posts}: 3 partition(s), replication 1, min.insync.replicas=1" in result.output
     assert f"{prefix}.baltimore.issues, {prefix}.baltimore.deadletters: created on the first" in (
