@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, cast
 
 from overheard.classify.prefilter import Hit, Prefilter
 from overheard.classify.vocabulary import Kind, Vocabulary
@@ -116,6 +116,10 @@ class _Trace:
         return Decision(post, outcome, tuple(self.steps), issue=issue, decided_at=stage)
 
 
+#: The whole trace of a post the scan stopped (shared: steps are immutable).
+_STOPPED = (Step(Stage.SCAN, "nothing of the profile's civic vocabulary: stopped"),)
+
+
 def _quote(hit: Hit) -> str:
     return f"'{hit.text}' (chars {hit.start}-{hit.end})"
 
@@ -161,16 +165,20 @@ class Classifier:
     # -- the cascade
 
     def classify(self, posts: Sequence[Post]) -> list[Decision]:
-        decisions: dict[int, Decision] = {}
+        decisions: list[Decision | None] = [None] * len(posts)
         survivors: list[tuple[int, str, _Trace]] = []
+        scan = self.prefilter.scan
         for index, post in enumerate(posts):
-            trace = _Trace()
-            if not self._in_language(post, trace):
+            if not self._covers(post.language):
+                trace = _Trace()
+                self._trace_language(post, trace)
                 decisions[index] = trace.decision(post, Outcome.NOT_JUDGED, Stage.INPUT)
-            elif not self.prefilter.scan(post.text):
-                trace.add(Stage.SCAN, "nothing of the profile's civic vocabulary: stopped")
-                decisions[index] = trace.decision(post, Outcome.STOPPED_BY_SCAN, Stage.SCAN)
-            elif (judged := self._judgeable(post, trace)) is None:
+            elif not scan(post.text):
+                # Most posts end here: nothing is made for them that only survivors need.
+                decisions[index] = Decision(
+                    post, Outcome.STOPPED_BY_SCAN, _STOPPED, decided_at=Stage.SCAN
+                )
+            elif (judged := self._judgeable(post, trace := _Trace())) is None:
                 decisions[index] = trace.decision(post, Outcome.NOT_JUDGED, Stage.INPUT)
             else:
                 survivors.append((index, judged, trace))
@@ -181,24 +189,26 @@ class Classifier:
         )
         for (index, _, trace), found, scored in zip(survivors, hits, scores, strict=True):
             decisions[index] = self._decide(posts[index], _Evidence(found), scored, trace)
-        return [decisions[index] for index in range(len(posts))]
+        return cast(list[Decision], decisions)
 
-    def _in_language(self, post: Post, trace: _Trace) -> bool:
-        """False (with the reason traced) for a post in a language the profile does not cover."""
-        language = (post.language or "").lower()
-        if (
-            self._languages
-            and language
-            and language not in _NO_LANGUAGE
-            and language.split("-")[0] not in self._languages
-        ):
-            covered = ", ".join(sorted(self._languages))
-            trace.add(
-                Stage.INPUT,
-                f"written in '{post.language}', which the profile does not cover ({covered})",
-            )
-            return False
-        return True
+    def _covers(self, language: str | None) -> bool:
+        """False for a post in a language the profile does not cover; an untagged post,
+        or one tagged as no language, is judged."""
+        if not language:
+            return True
+        language = language.lower()
+        return (
+            not self._languages
+            or language in _NO_LANGUAGE
+            or language.split("-")[0] in self._languages
+        )
+
+    def _trace_language(self, post: Post, trace: _Trace) -> None:
+        covered = ", ".join(sorted(self._languages))
+        trace.add(
+            Stage.INPUT,
+            f"written in '{post.language}', which the profile does not cover ({covered})",
+        )
 
     def _judgeable(self, post: Post, trace: _Trace) -> str | None:
         """The text the cascade judges, or None (with the reason traced) when it cannot.

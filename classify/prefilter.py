@@ -98,16 +98,17 @@ class Prefilter:
                 spans.append((start, stop))
         return spans
 
-    def match(self, texts: Iterable[str], batch_size: int = 256) -> Iterator[list[Hit]]:
-        """Every vocabulary phrase in each text, as token-exact character spans."""
+    def match(self, texts: Iterable[str]) -> Iterator[list[Hit]]:
+        """Every vocabulary phrase in each text, as token-exact character spans.
+
+        Only the tokenizer runs (`make_doc`), which is all the prefilter's blank
+        pipeline has: a `pipe` per text cost more than tokenizing its few stretches."""
         strings = self.nlp.vocab.strings
+        make_doc = self.nlp.make_doc
         for text in texts:
-            spans = self.stretches(text)
             hits = []
-            pieces = (text[start:stop] for start, stop in spans)
-            for (offset, _), doc in zip(
-                spans, self.nlp.pipe(pieces, batch_size=batch_size), strict=True
-            ):
+            for offset, stop in self.stretches(text):
+                doc = make_doc(text[offset:stop])
                 for match_id, start, end in self._matcher(doc):
                     span = doc[start:end]
                     phrase = strings[match_id]

@@ -141,8 +141,12 @@ def committed(stage: str, records: Sequence[Record], seconds: float, handled: Ha
     """
     STAGE_SECONDS.labels(stage).observe(seconds)
     STAGE_MESSAGES.labels(stage).inc(len(records))
+    connectors: dict[str, int] = {}
     for decision in handled.decisions:
-        POSTS_IN.labels(decision.post.provenance.connector).inc()
+        connector = decision.post.provenance.connector
+        connectors[connector] = connectors.get(connector, 0) + 1
+    for connector, count in connectors.items():
+        POSTS_IN.labels(connector).inc(count)
     for sink, issues in handled.written_issues.items():
         for issue in issues:
             ISSUES_OUT.labels(issue.category.name, sink).inc()

@@ -174,7 +174,7 @@ def _send(pipeline: Pipeline, producer: Producer, item: Post | DeadLetter) -> No
     topics = pipeline.topics
     if isinstance(item, Post):
         pipeline.summary.read()
-        producer.send(topics.posts, item.to_bytes(), key=item.id.encode())
+        producer.send(topics.posts, item, key=item.id.encode())
     else:
         log.warning("dead letter from ingest at %s: %s", item.origin, item.reason)
         pipeline.summary.dead_lettered(item)

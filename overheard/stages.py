@@ -15,15 +15,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from overheard import health, metrics
-from overheard.bus.base import Bus, Consumer, Headers, Producer, Record
+from overheard.bus.base import Bus, Consumer, Headers, Payload, Producer, Record
 from overheard.classify.decide import Classifier, Decision
 from overheard.clusters import cluster_key
 from overheard.deadletter import DeadLetter
 from overheard.errors import MessageError, Rebalanced, SinkRejected, TransientError
-from overheard.model import Issue, Post
+from overheard.model import Issue, Message, Post
 from overheard.retry import delays, retry_transient
 from overheard.settings import RetrySettings
 from overheard.sinks.base import Rejected, Retry, Sink, Written
@@ -31,11 +31,14 @@ from overheard.summary import Summary
 
 log = logging.getLogger(__name__)
 
+M = TypeVar("M", bound=Message)
+
 
 @dataclass(frozen=True)
 class Outgoing:
     topic: str
-    value: bytes
+    #: The bytes, or the message itself: the bus encodes it when it needs bytes.
+    value: Payload
     key: bytes | None = None
     headers: Headers = ()
 
@@ -73,6 +76,16 @@ def _letter(stage: str, record: Record, error: Exception) -> DeadLetter:
     )
 
 
+def _decoded(record: Record, kind: type[M]) -> M:
+    """The record's message: the object the bus carried when it is a `kind`, else decoded
+    from the bytes (raising a `MessageError` when they are not one). Messages are
+    immutable, so an object shared with the producer is safe to use."""
+    message = record.message
+    if isinstance(message, kind):
+        return message
+    return kind.from_bytes(record.value)
+
+
 class ClassifyStage:
     """posts → issues: decode, run the cascade, emit the issues."""
 
@@ -89,24 +102,27 @@ class ClassifyStage:
         posts: list[Post] = []
         for record in records:
             try:
-                posts.append(Post.from_bytes(record.value))
+                posts.append(_decoded(record, Post))
             except MessageError as exc:
                 handled.deadletters.append(_letter(self.name, record, exc))
         handled.decisions = self.classifier.classify(posts)
+        # Asked once a batch: most posts are no issue, and the record is built only to be shown.
+        debug = log.isEnabledFor(logging.DEBUG)
         for decision in handled.decisions:
             if decision.issue is None:
-                log.debug(
-                    "post %s: %s",
-                    decision.post.id,
-                    decision.outcome,
-                    extra={"post_id": decision.post.id, "outcome": str(decision.outcome)},
-                )
+                if debug:
+                    log.debug(
+                        "post %s: %s",
+                        decision.post.id,
+                        decision.outcome,
+                        extra={"post_id": decision.post.id, "outcome": str(decision.outcome)},
+                    )
                 continue
             issue = decision.issue
             handled.outgoing.append(
                 # Keyed by city and category: one partition keeps a category's issues in
                 # order, as clustering at the sinks needs (`overheard.clusters`).
-                Outgoing(self.issues_topic, issue.to_bytes(), key=cluster_key(issue).encode())
+                Outgoing(self.issues_topic, issue, key=cluster_key(issue).encode())
             )
             log.info(
                 "issue %s from post %s: %s",
@@ -146,7 +162,7 @@ class SinkStage:
         pending: list[tuple[Record, Issue]] = []
         for record in records:
             try:
-                pending.append((record, Issue.from_bytes(record.value)))
+                pending.append((record, _decoded(record, Issue)))
             except MessageError as exc:
                 handled.deadletters.append(_letter(self.name, record, exc))
         written: list[Issue] = []

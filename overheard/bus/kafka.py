@@ -22,7 +22,7 @@ from kafka.producer.future import FutureRecordMetadata
 from kafka.structs import OffsetAndMetadata
 
 from overheard.bus import topic_config
-from overheard.bus.base import Headers, Record, Topics
+from overheard.bus.base import Headers, Payload, Record, Topics, encoded
 from overheard.errors import ConfigError, Rebalanced, TransientError
 from overheard.settings import BusSettings
 
@@ -146,10 +146,10 @@ class KafkaBusProducer:
         self._futures: list[FutureRecordMetadata] = []
 
     def send(
-        self, topic: str, value: bytes, key: bytes | None = None, headers: Headers = ()
+        self, topic: str, value: Payload, key: bytes | None = None, headers: Headers = ()
     ) -> None:
         self._futures.append(
-            self._producer.send(topic, value=value, key=key, headers=list(headers))
+            self._producer.send(topic, value=encoded(value), key=key, headers=list(headers))
         )
 
     def flush(self) -> None:

@@ -2,6 +2,9 @@
 
 One partition per topic, committed offsets per consumer group, and nothing
 kept after the process ends: replay's durability comes from the archive itself.
+A message sent as an object (a `Post`, an `Issue`) stays that object: consumers get it
+as `Record.message`, and its bytes are made only if one reads `Record.value` (a dead
+letter, a test), so a replay neither encodes nor decodes what passes between stages.
 `release` drops what every group of a topic has committed, as Kafka's retention
 would, so a long replay holds only what is still in flight.
 """
@@ -12,7 +15,7 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 
-from overheard.bus.base import Headers, Record, Topics
+from overheard.bus.base import Headers, Payload, Record, Topics
 
 
 class MemoryBus:
@@ -47,7 +50,7 @@ class MemoryBus:
         del self._logs[topic][: upto - self._first[topic]]
         self._first[topic] = upto
 
-    def _append(self, topic: str, key: bytes | None, value: bytes, headers: Headers) -> None:
+    def _append(self, topic: str, key: bytes | None, value: Payload, headers: Headers) -> None:
         log = self._logs[topic]
         now_ms = int(time.time() * 1000)
         offset = self._first[topic] + len(log)
@@ -57,10 +60,10 @@ class MemoryBus:
 class MemoryProducer:
     def __init__(self, bus: MemoryBus) -> None:
         self._bus = bus
-        self._pending: list[tuple[str, bytes | None, bytes, Headers]] = []
+        self._pending: list[tuple[str, bytes | None, Payload, Headers]] = []
 
     def send(
-        self, topic: str, value: bytes, key: bytes | None = None, headers: Headers = ()
+        self, topic: str, value: Payload, key: bytes | None = None, headers: Headers = ()
     ) -> None:
         self._pending.append((topic, key, value, tuple(headers)))
 

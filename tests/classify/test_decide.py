@@ -149,3 +149,31 @@ def test_a_huge_post_is_judged_on_its_beginning(classifier: Classifier) -> None:
     decision = decide(classifier, text)
     assert decision.outcome is Outcome.ISSUE
     assert "the first 5,000 are judged" in decision.reasons[0]
+
+
+def test_a_batch_gets_one_decision_per_post_in_order_whatever_ended_each(
+    classifier: Classifier,
+) -> None:
+    posts = [
+        post("Hay un bache enorme en la calle Eastern", "t3_b1", language="es"),
+        post("Orioles win!", "t3_b2"),
+        post("pothole on Eastern Ave again", "t3_b3", language="en-GB"),
+        post("Orioles win again", "t3_b4", language="EN"),
+        post("https://t.co/abc @Baltimore311 #potholes", "t3_b5", language="en"),
+        post("pothole on Eastern Ave again", "t3_b6"),
+    ]
+    decisions = classifier.classify(posts)
+    assert [d.post for d in decisions] == posts
+    assert [d.outcome for d in decisions] == [
+        Outcome.NOT_JUDGED,
+        Outcome.STOPPED_BY_SCAN,
+        Outcome.ISSUE,
+        Outcome.STOPPED_BY_SCAN,
+        Outcome.NOT_JUDGED,
+        Outcome.ISSUE,
+    ]
+    stopped = [(step.stage, step.text) for step in decisions[1].steps]
+    assert stopped == [(Stage.SCAN, "nothing of the profile's civic vocabulary: stopped")]
+    assert decisions[3].steps == decisions[1].steps and decisions[3].decided_at is Stage.SCAN
+    alone = decide(classifier, "pothole on Eastern Ave again", "t3_b3", language="en-GB")
+    assert decisions[2].issue == alone.issue

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from overheard.deadletter import DeadLetter
-from overheard.ingest import ArchiveReader, Position, detect_format
+from overheard.ingest import ArchiveReader, Position, archive, detect_format
 from overheard.ingest.errors import PositionError
 from overheard.model import Post
 
@@ -265,3 +265,59 @@ def test_a_position_round_trips_through_json(tmp_path: Path) -> None:
     assert Position.from_json(position.path, position.to_json()) == position
     with pytest.raises(ValueError, match="not a position"):
         Position("a", -1)
+
+
+#: JSON values of every kind a record may hold (NaN aside: it equals nothing, itself included).
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats(allow_nan=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_JSON, ascii_only=st.booleans())
+def test_a_line_is_decoded_as_the_json_module_decodes_it(value: Any, ascii_only: bool) -> None:
+    """The archive reads JSON with pydantic-core's parser, and with `json` what it refuses
+    (unpaired surrogate escapes among them): either way the value is `json`'s."""
+    line = json.dumps(value, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+    try:
+        expected = json.loads(line)
+    except UnicodeDecodeError:
+        return  # a raw unpaired surrogate is not UTF-8: a dead letter either way
+    decoded = archive._loads(line)
+    assert decoded == expected
+    assert json.dumps(decoded) == json.dumps(expected)  # same types: 1 stays 1, 1.0 stays 1.0
+
+
+def test_records_only_the_json_module_reads_are_read_as_before(
+    tmp_path: Path, real_lines: list[bytes], read: Read
+) -> None:
+    """A byte-order mark past the first line, nesting past pydantic-core's limit and an
+    unpaired surrogate escape: `json` decides, as it always did."""
+    comment = {
+        "subreddit": "baltimore",
+        "link_id": "t3_wp55z",
+        "parent_id": "t3_wp55z",
+        "id": "c1",
+        "body": "Still flooded",
+        "created_utc": 1342108800,
+    }
+    deep = dict(comment, id="c2", edited=json.loads("[" * 300 + "]" * 300))
+    lines = [
+        real_lines[1],
+        b"\xef\xbb\xbf" + json.dumps(comment).encode(),
+        json.dumps(deep).encode(),
+        json.dumps(dict(comment, id="c3", body="pothole \ud800")).encode(),
+    ]
+    path = tmp_path / "odd.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    items = [item for item, _ in read(path)]
+    posts = [item for item in items if isinstance(item, Post)]
+    assert [p.id for p in posts[-2:]] == ["reddit:t1_c1", "reddit:t1_c2"]
+    (letter,) = [item for item in items if isinstance(item, DeadLetter)]
+    assert letter.origin == "odd.jsonl:4" and "unicode string" in letter.reason

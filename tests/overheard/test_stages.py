@@ -5,7 +5,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from overheard.bus.base import Topics
+from overheard.bus.base import Payload, Topics
 from overheard.bus.memory import MemoryBus
 from overheard.classify.decide import Classifier
 from overheard.deadletter import DeadLetter
@@ -54,7 +54,7 @@ def runner_for(bus: MemoryBus, stage, topic: str, summary: Summary | None = None
     return StageRunner.on(bus, stage, topic, FAST, threading.Event(), summary)
 
 
-def publish(bus: MemoryBus, topic: str, *values: bytes) -> None:
+def publish(bus: MemoryBus, topic: str, *values: Payload) -> None:
     producer = bus.producer()
     for value in values:
         producer.send(topic, value)
@@ -207,3 +207,44 @@ def test_every_unreadable_post_is_dead_lettered_with_its_bytes(
     letter = DeadLetter.from_record(record.key, record.value, record.headers)
     assert (letter.stage, letter.error, letter.original) == ("classify", error, raw)
     assert runner.consumer.lag() == 0
+
+
+def test_on_the_in_process_bus_posts_and_issues_pass_as_objects_with_the_same_results(
+    classifier: Classifier,
+) -> None:
+    """The stages use what the bus carried instead of decoding it, and give what the same
+    messages sent as bytes give; a rejected issue's dead letter still holds its bytes."""
+    posts = [post(f"Huge pothole on Eastern Ave #{n}", f"t3_o{n}") for n in range(3)]
+    results = {}
+    for carried in (True, False):
+        bus = MemoryBus(TOPICS)
+        publish(bus, TOPICS.posts, *(p if carried else p.to_bytes() for p in posts))
+        runner_for(bus, ClassifyStage(classifier, TOPICS.issues, "classify"), TOPICS.posts).step(
+            100, 0
+        )
+        records = bus.records(TOPICS.issues)
+        if carried:
+            assert [r.message.post for r in records] == posts  # type: ignore[union-attr]
+            assert all(r.message.post is p for r, p in zip(records, posts, strict=True))  # type: ignore[union-attr]
+        rejected = posts[1].id
+        sink = ScriptedSink(
+            [lambda i: Rejected("no") if i.post.id == rejected else WRITTEN]  # noqa: B023
+        )
+        runner_for(bus, SinkStage(sink, "sink", FAST, threading.Event()), TOPICS.issues).step(
+            100, 0
+        )
+        (letter,) = bus.records(TOPICS.deadletters)
+        results[carried] = ([r.value for r in records], [r.key for r in records], letter.value)
+    assert results[True] == results[False]
+    assert Issue.from_bytes(results[True][2]).post.id == posts[1].id
+
+
+def test_an_object_of_another_kind_is_read_from_its_bytes(classifier: Classifier) -> None:
+    """A stage trusts a carried object only when it is what the topic should hold."""
+    bus = MemoryBus(TOPICS)
+    issue = make_issue("t3_wrongtopic")
+    publish(bus, TOPICS.posts, issue)
+    runner_for(bus, ClassifyStage(classifier, TOPICS.issues, "classify"), TOPICS.posts).step(10, 0)
+    (record,) = bus.records(TOPICS.deadletters)
+    letter = DeadLetter.from_record(record.key, record.value, record.headers)
+    assert (letter.error, letter.original) == ("MalformedMessage", issue.to_bytes())

@@ -170,3 +170,19 @@ def _run_quietly(runner: StageRunner, stop: threading.Event) -> None:
         pass
     finally:
         runner.close()
+
+
+def test_a_message_sent_as_an_object_travels_as_its_bytes(
+    kafka_bootstrap: str, kafka_topic_prefix: str
+) -> None:
+    bus = make_bus(kafka_bootstrap, kafka_topic_prefix, partitions=1)
+    bus.ensure_topics()
+    sent = post("Huge pothole on Eastern Ave again", "t3_kobj")
+    producer = bus.producer()
+    producer.send(bus.topics.posts, sent, key=sent.id.encode())
+    producer.flush()
+    producer.close()
+    consumer = bus.consumer(bus.topics.posts, "objects")
+    (record,) = poll_until(consumer, 1)
+    consumer.close()
+    assert (record.message, record.value, record.key) == (None, sent.to_bytes(), b"reddit:t3_kobj")

@@ -1,7 +1,11 @@
-"""The in-process bus releases what every group committed, and keeps offsets counting."""
+"""The in-process bus releases what every group committed, keeps offsets counting, and
+carries messages sent as objects as they are."""
+
+import pytest
 
 from overheard.bus.base import Topics
 from overheard.bus.memory import MemoryBus
+from tests.factories import post
 
 TOPICS = Topics.for_city("test", "baltimore")
 
@@ -48,3 +52,19 @@ def test_a_topic_nobody_consumes_keeps_everything() -> None:
     producer.flush()
     bus.release(TOPICS.deadletters)
     assert [r.value for r in bus.records(TOPICS.deadletters)] == [b"bad"]
+
+
+def test_a_message_sent_as_an_object_arrives_as_that_object_with_its_bytes_on_demand() -> None:
+    bus = MemoryBus(TOPICS)
+    sent = post("Huge pothole on Eastern Ave again", "t3_obj")
+    producer = bus.producer()
+    producer.send(TOPICS.posts, sent, key=sent.id.encode())
+    producer.send(TOPICS.posts, b"raw")
+    producer.flush()
+    carried, raw = bus.consumer(TOPICS.posts, "stage").poll(10, 0.0)
+    assert carried.message is sent
+    assert carried.value == sent.to_bytes()
+    assert carried.key == sent.id.encode()
+    assert (raw.message, raw.value) == (None, b"raw")
+    with pytest.raises(AttributeError):
+        carried.offset = 7  # type: ignore[misc]
