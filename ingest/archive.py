@@ -20,6 +20,9 @@ one record again and skips those; after the last it is the next record's offset.
 `item`) or its end. A record without posts (an empty result page) yields nothing, so no
 position passes it until a later post does; resuming before it reads it again, to no
 effect.
+
+Shares. `ArchiveReader.share` reads one of several parts of an archive, for a replay
+over worker processes: every N-th chunk of records, the rest read past undecoded.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePath
@@ -82,6 +85,8 @@ class Position:
 
 #: What the reader yields: a post, or the dead letter of a record that cannot be one.
 Delivery = tuple[Post | DeadLetter, Position]
+#: Which records (numbered from 0 in the file, blank lines not counted) to decode.
+Wanted = Callable[[int], bool]
 
 
 def open_archive(path: Path) -> IO[bytes]:
@@ -155,6 +160,8 @@ class _Record:
     end: int
     end_line: int
     outcomes: list[Post | MessageError]
+    #: The record's number, from 0 where the reading started.
+    number: int = 0
 
 
 class ArchiveReader:
@@ -193,15 +200,41 @@ class ArchiveReader:
         self._csv = self._bind(mapping) if self.format == "csv" else None
 
     def __iter__(self) -> Iterator[Delivery]:
+        for record in self._records(None):
+            yield from self._deliver(record)
+
+    def share(self, size: int, shares: int, index: int) -> Iterator[tuple[int, list[Delivery]]]:
+        """One of `shares` readers' part of the archive: cut into chunks of `size`
+        records, chunk `n` is this reader's when `n % shares == index`. Yields each of
+        its chunks that holds a record, numbered, with its deliveries; the records of
+        other chunks are read past without being decoded, so `shares` readers together
+        decode the archive once. A compressed file cannot be seeked in, so each reader
+        decompresses all of it; a ``json`` document is one record, in chunk 0."""
+        if self.start != Position(str(self.path)):
+            raise PositionError("a shared read starts at the beginning of the archive")
+        if size < 1 or not 0 <= index < shares:
+            raise ValueError(f"not a share: {index} of {shares}, chunks of {size}")
+        number: int | None = None
+        deliveries: list[Delivery] = []
+        for record in self._records(lambda ordinal: ordinal // size % shares == index):
+            chunk = record.number // size
+            if chunk != number and number is not None:
+                yield number, deliveries
+                deliveries = []
+            number = chunk
+            deliveries.extend(self._deliver(record))
+        if number is not None:
+            yield number, deliveries
+
+    def _records(self, wanted: Wanted | None) -> Iterator[_Record]:
+        """The records `wanted` accepts (all when None), decoded."""
         with open_archive(self.path) as stream:
             if self._csv is not None:
-                records = self._csv_rows(stream, *self._csv)
+                yield from self._csv_rows(stream, *self._csv, wanted)
             elif self.format == "jsonl":
-                records = self._json_lines(stream)
+                yield from self._json_lines(stream, wanted)
             else:
-                records = self._json_document(stream)
-            for record in records:
-                yield from self._deliver(record)
+                yield from self._json_document(stream, wanted)
 
     def _deliver(self, record: _Record) -> Iterator[Delivery]:
         skip = self.start.item if record.offset == self.start.offset else 0
@@ -235,18 +268,24 @@ class ArchiveReader:
             source=f"{self._name}:{line}",
         )
 
-    def _json_lines(self, stream: IO[bytes]) -> Iterator[_Record]:
+    def _json_lines(self, stream: IO[bytes], wanted: Wanted | None) -> Iterator[_Record]:
         offset, line = self.start.offset, self.start.line
         self._seek(stream, offset)
+        number = 0
         for raw in stream:
             end = offset + len(raw)
             if raw.strip():
-                record = raw.removeprefix(_BOM) if offset == 0 else raw
-                outcomes = self._decode(record, line, "line")
-                yield _Record(raw.rstrip(b"\r\n"), line, offset, end, line + 1, outcomes)
+                if wanted is None or wanted(number):
+                    record = raw.removeprefix(_BOM) if offset == 0 else raw
+                    outcomes = self._decode(record, line, "line")
+                    stripped = raw.rstrip(b"\r\n")
+                    yield _Record(stripped, line, offset, end, line + 1, outcomes, number)
+                number += 1
             offset, line = end, line + 1
 
-    def _json_document(self, stream: IO[bytes]) -> Iterator[_Record]:
+    def _json_document(self, stream: IO[bytes], wanted: Wanted | None) -> Iterator[_Record]:
+        if wanted is not None and not wanted(0):
+            return
         content = stream.read()
         if 0 < self.start.offset == len(content):
             return
@@ -294,7 +333,12 @@ class ArchiveReader:
         )
 
     def _csv_rows(
-        self, stream: IO[bytes], maker: RowMaker, first_offset: int, first_line: int
+        self,
+        stream: IO[bytes],
+        maker: RowMaker,
+        first_offset: int,
+        first_line: int,
+        wanted: Wanted | None,
     ) -> Iterator[_Record]:
         if self.start.offset == 0:
             offset, line = first_offset, first_line
@@ -303,9 +347,12 @@ class ArchiveReader:
         else:
             offset, line = self.start.offset, self.start.line
         self._seek(stream, offset)
-        for row in read_rows(stream, offset=offset, line=line, delimiter=maker.mapping.delimiter):
+        rows = read_rows(stream, offset=offset, line=line, delimiter=maker.mapping.delimiter)
+        for number, row in enumerate(rows):
+            if wanted is not None and not wanted(number):
+                continue
             outcome = row.error or attempt(maker.post, row.cells, self._provenance(row.line))
-            yield _Record(row.raw, row.line, row.offset, row.end, row.end_line, [outcome])
+            yield _Record(row.raw, row.line, row.offset, row.end, row.end_line, [outcome], number)
 
     def _seek(self, stream: IO[bytes], offset: int) -> None:
         """Move to `offset`, which must start a line (or be the end of the file)."""

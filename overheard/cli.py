@@ -229,6 +229,16 @@ def replay(
         ),
     ] = ReplayBus.MEMORY,
     bootstrap: Bootstrap = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=0,
+            help="Processes that read and classify shares of the archives (in-process bus, "
+            "no --speed); 0: one per usable core, 1: all in this process. Default: "
+            "[replay] workers (0).",
+        ),
+    ] = None,
 ) -> None:
     """Replay archived feeds through every stage in this process, and print a summary.
 
@@ -247,6 +257,7 @@ def replay(
         bus__kind="memory",
         bus__bootstrap_servers=bootstrap,
         sinks=sink,
+        replay__workers=workers,
     )
     if bus is ReplayBus.KAFKA:
         from overheard.replay_kafka import fresh_bus

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from overheard import replay_kafka
+from overheard import replay_kafka, replay_workers
 from overheard.bus.base import Bus, Producer, Topics
 from overheard.bus.memory import MemoryBus
 from overheard.classify.decide import Classifier
@@ -24,7 +24,7 @@ from overheard.deadletter import DeadLetter
 from overheard.errors import ModelError
 from overheard.geo.city import gazetteer_path, locator_for
 from overheard.geo.shapes import CityShape
-from overheard.ingest.archive import Position, iter_archive
+from overheard.ingest.archive import ArchiveReader, Position, iter_archive
 from overheard.ingest.checkpoint import CheckpointStore
 from overheard.model import Post
 from overheard.profile import CityProfile, load_profile
@@ -211,6 +211,7 @@ def replay(
     on_progress: Callable[[Position], None] | None = None,
     window: TimeWindow | None = None,
     speed: float | None = None,
+    workers: int | None = None,
 ) -> Summary:
     """Run every stage in this process over the archives; returns what happened.
 
@@ -223,21 +224,88 @@ def replay(
     Posts created outside `window` are skipped and counted; with `speed`, posts go out
     at that multiple of the pace they were written at (`replay_time.Pacer`), else as
     fast as the stages take them.
+
+    On the in-process bus without `speed`, `workers` processes (default: the setting
+    `[replay] workers`, 0 for one per usable core) read and classify shares of the
+    archives (`replay_workers`), with the same outputs as one process; 1 runs it all here.
     """
     settings = pipeline.settings
+    in_process = isinstance(pipeline.bus, MemoryBus)
+    processes = replay_workers.worker_count(settings.replay.workers if workers is None else workers)
+    parallel = in_process and speed is None and processes > 1
     retry_transient(pipeline.bus.ensure_topics, settings.retry, pipeline.stop, "creating topics")
-    sinks = pipeline.open_sinks()
-    runners = [
-        pipeline.classify_runner(),
-        *(pipeline.sink_runner(sink) for sink in [*sinks, *extra_sinks]),
-    ]
     geo = pipeline.settings.geo
+    # Before any worker starts: a gazetteer missing or out of date is built once, here.
     gazetteer = gazetteer_path(pipeline.profile, geo.gazetteer_dir) if geo.enabled else None
     if gazetteer is not None:
         pipeline.summary.whereabouts = Whereabouts(CityShape.read(gazetteer))
+    pool = _start_workers(pipeline, archives, collected_at, window, processes) if parallel else None
+    sinks: list[Sink] = []
+    runners: list[StageRunner] = []
     producer = pipeline.bus.producer()
+    try:
+        sinks = pipeline.open_sinks()
+        runners = [
+            *([] if pool is not None else [pipeline.classify_runner()]),
+            *(pipeline.sink_runner(sink) for sink in [*sinks, *extra_sinks]),
+        ]
+        _run_replay(
+            pipeline, archives, runners, producer, pool, collected_at, on_progress, window, speed
+        )
+    finally:
+        if pool is not None:
+            pool.close()
+        producer.close()
+        for runner in runners:
+            runner.close()
+        for sink in sinks:
+            sink.close()
+        if not in_process:
+            groups = [runner.stage.group for runner in runners]
+            replay_kafka.delete(pipeline.settings.bus, pipeline.topics.all(), groups)
+    return pipeline.summary
+
+
+def _start_workers(
+    pipeline: Pipeline,
+    archives: Iterable[Path],
+    collected_at: datetime | None,
+    window: TimeWindow | None,
+    processes: int,
+) -> replay_workers.Workers:
+    """The worker processes, started on the archives: each reader is made here, so that a
+    file of no known format fails before any worker starts and every worker stamps posts
+    with the same collection time."""
+    settings = pipeline.settings
+    readers = [ArchiveReader(path, collected_at=collected_at) for path in archives]
+    job = replay_workers.Job(
+        readers=readers,
+        settings=settings,
+        profile=pipeline.profile,
+        models=text_models(settings.models),
+        window=window,
+        workers=processes,
+        size=settings.ingest.checkpoint_every,
+        batch=settings.bus.batch_size,
+    )
+    return replay_workers.Workers(job)
+
+
+def _run_replay(
+    pipeline: Pipeline,
+    archives: Iterable[Path],
+    runners: list[StageRunner],
+    producer: Producer,
+    pool: replay_workers.Workers | None,
+    collected_at: datetime | None,
+    on_progress: Callable[[Position], None] | None,
+    window: TimeWindow | None,
+    speed: float | None,
+) -> None:
     batch = pipeline.settings.bus.batch_size
     in_process = isinstance(pipeline.bus, MemoryBus)
+    if in_process:
+        replay_workers.settle_garbage_collection()
 
     def chunk_done(position: Position) -> None:
         if in_process:
@@ -264,25 +332,29 @@ def replay(
                 admit=admit,
             )
 
-    try:
-        if in_process:
-            feed()
-            drain(runners, batch)
-        else:
-            sources = [pipeline.topics.posts] + [pipeline.topics.issues] * (len(runners) - 1)
-            replay_kafka.run_threaded(
-                pipeline.settings.bus, list(zip(runners, sources, strict=True)), feed, pipeline.stop
+    def feed_from_workers(workers: replay_workers.Workers) -> None:
+        every = pipeline.settings.ingest.checkpoint_every
+        for _ in workers.job.readers:
+            merger = replay_workers.Merger(
+                pipeline.summary, producer, pipeline.topics, every, chunk_done
             )
-    finally:
-        producer.close()
-        for runner in runners:
-            runner.close()
-        for sink in sinks:
-            sink.close()
-        if not in_process:
-            groups = [runner.stage.group for runner in runners]
-            replay_kafka.delete(pipeline.settings.bus, pipeline.topics.all(), groups)
-    return pipeline.summary
+            for chunk in workers.chunks():
+                merger.add(chunk)
+                if pipeline.stop.is_set():
+                    return
+            merger.finish()
+
+    if pool is not None:
+        feed_from_workers(pool)
+        drain(runners, batch)
+    elif in_process:
+        feed()
+        drain(runners, batch)
+    else:
+        sources = [pipeline.topics.posts] + [pipeline.topics.issues] * (len(runners) - 1)
+        replay_kafka.run_threaded(
+            pipeline.settings.bus, list(zip(runners, sources, strict=True)), feed, pipeline.stop
+        )
 
 
 def _release_delivered(pipeline: Pipeline) -> None:

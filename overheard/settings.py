@@ -262,6 +262,14 @@ class DaemonSettings(_Section):
     shutdown_grace_s: Positive = 30.0
 
 
+class ReplaySettings(_Section):
+    """`overheard replay` on the in-process bus (`overheard.replay_workers`)."""
+
+    #: Processes that read and classify shares of the archives; 0: one per usable core.
+    #: 1 (or --speed, --bus kafka) replays in one process.
+    workers: Annotated[int, Field(ge=0)] = 0
+
+
 class PrivacySettings(_Section):
     """How authors are pseudonymised before any sink sees them (`overheard.privacy`)."""
 
@@ -324,6 +332,7 @@ class Fields(BaseModel):
     health: HealthSettings = HealthSettings()
     log: LogSettings = LogSettings()
     daemon: DaemonSettings = DaemonSettings()
+    replay: ReplaySettings = ReplaySettings()
     privacy: PrivacySettings = PrivacySettings()
     retention: RetentionSettings = RetentionSettings()
     audit: AuditSettings = AuditSettings()

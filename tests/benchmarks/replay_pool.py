@@ -11,6 +11,10 @@ its post. Three ways over the same 20,000 records at 99% irrelevant posts:
 - pool, decisions: the workers return the decisions (pickled, posts included);
 - pool, outcomes only: the workers return each outcome and each issue's bytes (what a
   stage contract that counted outcomes without decisions would need): the ceiling.
+
+The replay took neither: its workers read their own share of the archives and return
+outcomes (`overheard/replay_workers.py`); `replay_pipeline` measures them against one
+process.
 """
 
 from __future__ import annotations
