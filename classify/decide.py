@@ -77,6 +77,10 @@ class TextScores(Protocol):
     category: str
     category_score: float
     category_scores: Mapping[str, float]
+    #: The model that gave `complaint` and `civic`, and its thresholds for them.
+    model: str
+    complaint_threshold: float
+    civic_threshold: float
 
 
 class TextScorer(Protocol):
@@ -152,13 +156,9 @@ class Classifier:
         }
         self._subreddits = {s.lower() for s in profile.community.subreddits}
         self._languages = {language.lower() for language in profile.city.languages}
-        rules = profile.decision
         if models is not None:
-            self.complaint_threshold = rules.complaint_threshold or models.complaint_threshold
-            self.civic_threshold = rules.civic_threshold or models.civic_threshold
             classifier = f"{CASCADE_VERSION}+{models.version}"
         else:
-            self.complaint_threshold = self.civic_threshold = 1.0
             classifier = f"{CASCADE_VERSION}+vocabulary-only"
         self.versions = Versions(classifier=classifier, profile=profile.city.version)
 
@@ -345,11 +345,12 @@ class Classifier:
         )
         if scored is None:
             return (vocabulary_score, "vocabulary") if vocabulary_says else None
-        model_says = scored.complaint >= self.complaint_threshold
+        threshold = self.profile.decision.complaint_threshold or scored.complaint_threshold
+        model_says = scored.complaint >= threshold
         trace.add(
             Stage.MODELS,
-            f"complaint model {scored.complaint:.2f} "
-            f"{'≥' if model_says else '<'} threshold {self.complaint_threshold:.2f}",
+            f"complaint model ({scored.model}) {scored.complaint:.2f} "
+            f"{'≥' if model_says else '<'} threshold {threshold:.2f}",
         )
         if model_says:
             return max(scored.complaint, vocabulary_score), "models"
@@ -384,11 +385,12 @@ class Classifier:
         if scored is None:
             trace.add(Stage.SCAN, "not civic: nothing ties the complaint to a 311 category")
             return False
-        civic = scored.civic >= self.civic_threshold
+        threshold = self.profile.decision.civic_threshold or scored.civic_threshold
+        civic = scored.civic >= threshold
         trace.add(
             Stage.MODELS,
-            f"civic model {scored.civic:.2f} {'≥' if civic else '<'} "
-            f"threshold {self.civic_threshold:.2f}"
+            f"civic model ({scored.model}) {scored.civic:.2f} {'≥' if civic else '<'} "
+            f"threshold {threshold:.2f}"
             + ("" if civic else ": a complaint, but not about a problem a city service fixes"),
         )
         return civic

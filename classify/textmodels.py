@@ -30,6 +30,7 @@ from sklearn.pipeline import FeatureUnion
 from sklearn.svm import LinearSVC
 
 from overheard.classify.datasets import FILES, Source, data_file
+from overheard.classify.encoder import SHIPPED, Encoder
 from overheard.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,10 @@ METRICS_FILE = "metrics.json"
 HELDOUT_DIR = "heldout"
 #: Files without which a folder is not a model.
 REQUIRED = (MODEL_FILE, METADATA_FILE)
+#: The layout of a trained folder; a folder of another format is trained again.
+FORMAT = 2
+LINEAR = "linear"
+ENCODER = "MiniLM"
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,10 @@ class TextScores:
     category: str  # taxonomy key, argmax
     category_score: float  # its probability
     category_scores: Mapping[str, float]  # all classes
+    #: The model that gave `complaint` and `civic`, and its thresholds for them.
+    model: str = LINEAR
+    complaint_threshold: float = 0.5
+    civic_threshold: float = 0.5
 
 
 def _major_minor(version: str) -> str:
@@ -92,8 +101,14 @@ class CalibratedHead:
         return self.calibrator.predict_proba(decision_matrix(self.svm, features))
 
 
+class StaleModels(ModelError):
+    """A trained folder an older overheard wrote: `ensure_models` trains it again."""
+
+
 class TextModels:
-    """The three heads, loaded from a trained folder."""
+    """The three linear heads, loaded from a trained folder, and the fine-tuned
+    encoder that re-scores complaint and civic for the texts the linear civic head
+    does not rule out (`civic_gate`)."""
 
     def __init__(
         self,
@@ -102,22 +117,32 @@ class TextModels:
         civic: CalibratedHead,
         category: CalibratedHead,
         metadata: Mapping[str, Any],
+        encoder: Encoder | None = None,
     ) -> None:
         self._featurizer = featurizer
         self._complaint = complaint
         self._civic = civic
         self._category = category
+        self.encoder = encoder
         self.metadata = MappingProxyType(dict(metadata))
-        self.version: str = metadata["version"]
-        self.complaint_threshold: float = float(metadata["thresholds"]["complaint"])
-        self.civic_threshold: float = float(metadata["thresholds"]["civic"])
+        self.linear_thresholds: dict[str, float] = {
+            head: float(metadata["thresholds"][head]) for head in ("complaint", "civic")
+        }
+        #: The linear civic probability below which the encoder is not asked: set when
+        #: training to keep `gate_recall` of the civic rows' positives.
+        self.civic_gate: float = float(metadata.get("gates", {}).get("civic", 0.0))
+        thresholds = encoder.thresholds if encoder is not None else self.linear_thresholds
+        self.complaint_threshold: float = thresholds["complaint"]
+        self.civic_threshold: float = thresholds["civic"]
+        self.version: str = metadata["version"] + (f"+{encoder.version}" if encoder else "")
         self.labels: tuple[str, ...] = tuple(str(label) for label in category.classes_)
 
     @classmethod
-    def load(cls, directory: Path) -> TextModels:
-        """Load a trained folder, refusing one that is missing, incomplete, corrupt or
-        built with another Python or scikit-learn (major.minor: scikit-learn only
-        promises that a pickle loads in the version that wrote it)."""
+    def load(cls, directory: Path, encoder: Path | None = SHIPPED) -> TextModels:
+        """Load a trained folder, refusing one that is missing, incomplete, corrupt, of
+        an older format or built with another Python or scikit-learn (major.minor:
+        scikit-learn only promises that a pickle loads in the version that wrote it);
+        with the encoder adapter in `encoder` unless it is None."""
         directory = Path(directory)
         if not directory.is_dir():
             raise ModelError(
@@ -135,8 +160,14 @@ class TextModels:
             version = str(metadata["version"])
             thresholds = metadata["thresholds"]
             float(thresholds["complaint"]), float(thresholds["civic"])
+            folder_format = int(metadata.get("format", 1))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ModelError(f"{directory / METADATA_FILE} is unreadable: {exc}") from exc
+        if folder_format != FORMAT:
+            raise StaleModels(
+                f"text models at {directory} ({version}) are of format {folder_format}, this "
+                f"overheard reads format {FORMAT}: run `overheard train` again"
+            )
         here = runtime_versions()
         for library in ("python", "scikit-learn"):
             if _major_minor(str(built.get(library, "?"))) != _major_minor(here[library]):
@@ -154,7 +185,10 @@ class TextModels:
                 parts["civic"],
                 parts["category"],
                 metadata,
+                Encoder.load(encoder) if encoder is not None else None,
             )
+        except ModelError:
+            raise
         except Exception as exc:  # a corrupt pickle can raise almost anything
             raise ModelError(
                 f"{directory / MODEL_FILE} cannot be loaded ({type(exc).__name__}: {exc}): "
@@ -162,16 +196,37 @@ class TextModels:
             ) from exc
         return models
 
-    def score(self, texts: Sequence[str]) -> list[TextScores]:
-        """Scores for a batch of texts, in order. Any text is accepted."""
+    def score(
+        self, texts: Sequence[str], gate: bool = True, encode: bool = True
+    ) -> list[TextScores]:
+        """Scores for a batch of texts, in order. Any text is accepted.
+
+        The encoder scores complaint and civic for the texts whose linear civic
+        probability reaches `civic_gate` (every text when `gate` is false, as
+        `overheard eval` measures the heads; none when `encode` is false, for the
+        category alone); the others keep the linear scores."""
         if not texts:
             return []
-        features = self._featurizer.transform([clean_text(text) for text in texts])
+        cleaned = [clean_text(text) for text in texts]
+        features = self._featurizer.transform(cleaned)
         complaint = self._complaint.predict_proba(features)[:, 1]
         civic = self._civic.predict_proba(features)[:, 1]
         categories = self._category.predict_proba(features)
         best = categories.argmax(axis=1)
         labels = self.labels
+        model = [LINEAR] * len(texts)
+        if self.encoder is not None and encode:
+            chosen = [i for i in range(len(texts)) if not gate or civic[i] >= self.civic_gate]
+            if chosen:
+                encoded = self.encoder.probabilities([cleaned[i] for i in chosen])
+                complaint[chosen] = encoded[:, 0]
+                civic[chosen] = encoded[:, 1]
+                for i in chosen:
+                    model[i] = ENCODER
+        thresholds = {
+            LINEAR: self.linear_thresholds,
+            ENCODER: self.encoder.thresholds if self.encoder else self.linear_thresholds,
+        }
         return [
             TextScores(
                 complaint=float(complaint[i]),
@@ -181,26 +236,32 @@ class TextModels:
                 category_scores=MappingProxyType(
                     {label: float(p) for label, p in zip(labels, categories[i], strict=True)}
                 ),
+                model=model[i],
+                complaint_threshold=thresholds[model[i]]["complaint"],
+                civic_threshold=thresholds[model[i]]["civic"],
             )
             for i in range(len(texts))
         ]
 
 
-def ensure_models(directory: Path, data_dir: Path) -> TextModels:
-    """The models in `directory`, trained there first when absent and the data is present."""
+def ensure_models(directory: Path, data_dir: Path, encoder: Path | None = SHIPPED) -> TextModels:
+    """The models in `directory`, trained there first when absent or of an older
+    format and the data is present."""
     directory = Path(directory)
-    if not all((directory / name).is_file() for name in REQUIRED):
-        absent = [
-            str(data_file(data_dir, s)) for s in Source if not data_file(data_dir, s).is_file()
-        ]
-        if absent:
-            raise ModelError(
-                f"no text models at {directory}, and they cannot be trained: "
-                f"labelled data absent ({', '.join(absent)}); expected the files "
-                f"{', '.join(FILES.values())} under {data_dir / 'complaints'}"
-            )
-        from overheard.classify.train import train  # it imports this module
+    if all((directory / name).is_file() for name in REQUIRED):
+        try:
+            return TextModels.load(directory, encoder)
+        except StaleModels as exc:
+            log.info("%s", exc)
+    absent = [str(data_file(data_dir, s)) for s in Source if not data_file(data_dir, s).is_file()]
+    if absent:
+        raise ModelError(
+            f"no usable text models at {directory}, and they cannot be trained: "
+            f"labelled data absent ({', '.join(absent)}); expected the files "
+            f"{', '.join(FILES.values())} under {data_dir / 'complaints'}"
+        )
+    from overheard.classify.train import train  # it imports this module
 
-        log.info("no text models at %s: training them from %s", directory, data_dir)
-        train(data_dir, directory)
-    return TextModels.load(directory)
+    log.info("training the text models in %s from %s", directory, data_dir)
+    train(data_dir, directory)
+    return TextModels.load(directory, encoder)

@@ -38,6 +38,7 @@ from overheard.classify.datasets import Row, Source
 from overheard.classify.textfeatures import featurizer
 from overheard.classify.textmetrics import binary_metrics, category_metrics
 from overheard.classify.textmodels import (
+    FORMAT,
     HELDOUT_DIR,
     METADATA_FILE,
     METRICS_FILE,
@@ -188,7 +189,21 @@ def train_binary(
     probability = probabilities[:, 1]
     threshold = best_threshold(truth, probability)
     figures = binary_metrics(truth.tolist(), (probability >= threshold).astype(int).tolist())
-    return head, threshold, {"folds": folds, "threshold": round(threshold, 4), **figures}
+    figures = {"folds": folds, "threshold": round(threshold, 4), **figures}
+    if "encoder_gate_recall" in cfg:
+        figures["encoder_gate"] = encoder_gate(
+            truth, probability, float(cfg["encoder_gate_recall"])
+        )
+    return head, threshold, figures
+
+
+def encoder_gate(truth: np.ndarray, probability: np.ndarray, recall: float) -> float:
+    """The highest probability that `recall` of the positives reach (out of fold): the
+    encoder re-scores only texts at or above it."""
+    positives = np.sort(probability[truth == 1])
+    if not len(positives):
+        return 0.0
+    return float(positives[int(np.floor((1.0 - recall) * len(positives)))])
 
 
 def train_category(
@@ -303,7 +318,9 @@ def _train(data_dir: Path, out_dir: Path, seed: int | None, config_path: Path) -
         "config": config,
         "label_map": label_map,
         "libraries": runtime_versions(),
+        "format": FORMAT,
         "thresholds": thresholds,
+        "gates": {"civic": cv["civic"].get("encoder_gate", 0.0)},
         "labels": [str(label) for label in fitted["category"].classes_],
         "data": {
             source.value: {
@@ -323,7 +340,7 @@ def _train(data_dir: Path, out_dir: Path, seed: int | None, config_path: Path) -
         (out_dir / name).unlink(missing_ok=True)  # never leave a half-old folder
     joblib.dump({"featurizer": features, **fitted}, out_dir / MODEL_FILE, compress=3)
     (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
-    models = TextModels.load(out_dir)
+    models = TextModels.load(out_dir, encoder=None)
 
     heldout_folder = out_dir / HELDOUT_DIR
     category_rows = [row for row in bengaluru.heldout if row.category is not None]
@@ -334,7 +351,9 @@ def _train(data_dir: Path, out_dir: Path, seed: int | None, config_path: Path) -
         "category",
         [(r.key, r.text, label_map[str(r.category)]) for r in category_rows],
     )
-    predicted = [s.category for s in models.score([row.text for row in category_rows])]
+    predicted = [
+        s.category for s in models.score([row.text for row in category_rows], encode=False)
+    ]
     heldout = {
         "complaint": {"set": "acl", **_heldout_binary(models, acl.heldout, "complaint")},
         "civic": {"set": "mumbai", **_heldout_binary(models, mumbai.heldout, "civic")},

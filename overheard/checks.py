@@ -11,7 +11,8 @@ from kafka.errors import KafkaError
 from overheard.bus import topic_config
 from overheard.bus.kafka import connection_options
 from overheard.classify.decide import Classifier
-from overheard.classify.textmodels import TextModels
+from overheard.classify.encoder import SHIPPED as SHIPPED_ENCODER
+from overheard.classify.textmodels import StaleModels, TextModels
 from overheard.errors import ConfigError, ModelError, OverheardError
 from overheard.geo.city import gazetteer_path
 from overheard.geo.gazetteer import Gazetteer
@@ -106,7 +107,12 @@ def run_checks(settings: Settings) -> list[CheckResult]:
             if models.required:
                 raise ModelError(f"no text models at {models.directory} (models.required)")
             return f"none at {models.directory} yet: trained on first use, or run `make model`"
-        loaded = TextModels.load(models.directory)
+        try:
+            loaded = TextModels.load(models.directory, SHIPPED_ENCODER if models.encoder else None)
+        except StaleModels:
+            if not models.train_if_missing:
+                raise
+            return f"{models.directory}: of an older format, trained again on first use"
         return f"{models.directory}: {loaded.version}"
 
     results.append(_attempt("text models", models))

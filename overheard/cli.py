@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from overheard.classify.encoder import SHIPPED as SHIPPED_ENCODER
 from overheard.errors import ConfigError
 from overheard.settings import Settings, env_name, load_settings, shown
 
@@ -864,14 +865,36 @@ def train(
     seed: Annotated[
         int | None, typer.Option(help="Random seed (default: config/models/text-models.toml).")
     ] = None,
+    encoder: Annotated[
+        bool,
+        typer.Option(
+            "--encoder",
+            help="Also fine-tune the MiniLM encoder's complaint and civic heads (about 25 "
+            "minutes on two cores; needs JAX: pip install -e '.[train]').",
+        ),
+    ] = False,
+    encoder_out: Annotated[
+        Path, typer.Option(help="Where the fine-tuned encoder adapter goes.")
+    ] = SHIPPED_ENCODER,
 ) -> None:
     """Train the text models (complaint, civic, category) and print their held-out figures."""
     from overheard.classify.datasets import DEFAULT_DATA_DIR
+    from overheard.classify.finetune import train_encoder
+    from overheard.classify.train import load_config
     from overheard.classify.train import train as train_models
-    from overheard.evaluation import heldout_table
+    from overheard.evaluation import encoder_table, heldout_table
 
     _logging("INFO")
     try:
+        if encoder:
+            config = load_config()
+            encoder_metrics = train_encoder(
+                data or DEFAULT_DATA_DIR,
+                encoder_out,
+                config["encoder"],
+                int(config["seed"]) if seed is None else seed,
+            )
+            out.print(encoder_table(encoder_metrics))
         metrics = train_models(data or DEFAULT_DATA_DIR, out_dir, seed)
     except ConfigError as exc:
         err.print(f"[bold red]error[/]\n{escape(str(exc))}", highlight=False)

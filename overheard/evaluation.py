@@ -190,7 +190,7 @@ def evaluate_text(
         predicted_labels = [
             s.category
             for i in range(0, len(texts), batch)
-            for s in models.score(texts[i : i + batch])
+            for s in models.score(texts[i : i + batch], encode=False)
         ]
         figures = category_metrics(truth, predicted_labels)
         figures["unknown_labels"] = unknown
@@ -199,7 +199,7 @@ def evaluate_text(
         probabilities = [
             getattr(s, task)
             for i in range(0, len(texts), batch)
-            for s in models.score(texts[i : i + batch])
+            for s in models.score(texts[i : i + batch], gate=False)
         ]
         figures = binary_metrics(truth, [int(p >= threshold) for p in probabilities])
         figures["threshold"] = round(threshold, 4)
@@ -261,4 +261,25 @@ def heldout_table(metrics: dict[str, Any]) -> Table:
             ),
             "" if shown_cv is None else str(shown_cv),
         )
+    return table
+
+
+def encoder_table(metrics: dict[str, Any]) -> Table:
+    """The fine-tuned encoder's figures per head: on the dev rows its thresholds were
+    chosen on, and on the held-out rows."""
+    table = Table(title=f"encoder figures — {metrics['version']}", title_justify="left")
+    for name in ("head", "rows", "set", "n", "P", "R", "F1", "macro-F1", "acc"):
+        table.add_column(name, justify="left" if name in {"head", "rows", "set"} else "right")
+    for split in ("dev", "heldout"):
+        for head, figures in metrics[split].items():
+            table.add_row(
+                head,
+                split,
+                figures["set"],
+                str(figures["n"]),
+                *(
+                    str(figures.get(k, ""))
+                    for k in ("precision", "recall", "f1", "macro_f1", "accuracy")
+                ),
+            )
     return table

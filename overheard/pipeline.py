@@ -18,6 +18,7 @@ from overheard import replay_kafka, replay_workers
 from overheard.bus.base import Bus, Producer, Topics
 from overheard.bus.memory import MemoryBus
 from overheard.classify.decide import Classifier
+from overheard.classify.encoder import SHIPPED as SHIPPED_ENCODER
 from overheard.classify.textmodels import TextModels, ensure_models
 from overheard.clusters import Clusterer
 from overheard.deadletter import DeadLetter
@@ -118,10 +119,11 @@ def text_models(settings: ModelsSettings) -> TextModels | None:
         return None
     directory = settings.directory
     present = directory.is_dir() and any(directory.iterdir())
+    encoder = SHIPPED_ENCODER if settings.encoder else None
     try:
         if settings.train_if_missing:
-            return ensure_models(directory, settings.data_dir)
-        return TextModels.load(directory)
+            return ensure_models(directory, settings.data_dir, encoder)
+        return TextModels.load(directory, encoder)
     except ModelError as exc:
         if present or settings.required:
             raise

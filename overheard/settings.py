@@ -135,6 +135,10 @@ class ModelsSettings(_Section):
     data_dir: Path = Path("../shared/data")
     #: Refuse to start without models, instead of deciding by the vocabulary alone.
     required: bool = False
+    #: Re-score complaint and civic with the fine-tuned MiniLM encoder (shipped with
+    #: overheard) where the linear civic head does not rule a post out; off, the linear
+    #: heads decide alone (cheaper, less accurate: see classify/trained/encoder/metrics.json).
+    encoder: bool = True
 
 
 class RetrySettings(_Section):

@@ -6,6 +6,7 @@ comments), so they catch a regression, not noise.
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 
 from overheard.classify.datasets import civic_complaint_texts, load_acl
 from overheard.classify.decide import Classifier, Outcome, Stage
+from overheard.classify.textmodels import TextModels
 from overheard.errors import ModelError
 from overheard.model import Platform, Post, Provenance
 from overheard.pipeline import text_models
@@ -39,8 +41,24 @@ def posts(texts: list[str]) -> list[Post]:
 
 
 @pytest.fixture(scope="module")
-def classifier(trained: Trained) -> Classifier:
+def linear(trained: Trained) -> TextModels:
+    """The linear heads alone: the encoder costs milliseconds a post, too much for
+    the tests below that run whole labelled sets (those with the encoder sample them)."""
+    return TextModels.load(trained.folder, encoder=None)
+
+
+@pytest.fixture(scope="module")
+def classifier(linear: TextModels) -> Classifier:
+    return Classifier(load_profile("baltimore"), None, linear)
+
+
+@pytest.fixture(scope="module")
+def encoded(trained: Trained) -> Classifier:
     return Classifier(load_profile("baltimore"), None, trained.models)
+
+
+def sample(texts: list[str], size: int) -> list[str]:
+    return random.Random(5).sample(texts, min(size, len(texts)))
 
 
 def outcomes(classifier: Classifier, texts: list[str]) -> Counter[Outcome]:
@@ -60,28 +78,42 @@ def test_complaints_to_brands_rarely_become_issues(classifier: Classifier) -> No
     assert others[Outcome.ISSUE] / others.total() <= 0.01  # measured 0.002
 
 
+@pytest.mark.parametrize("with_encoder", [False, True])
 def test_the_scan_keeps_what_the_models_would_catch(
-    classifier: Classifier, trained: Trained
+    classifier: Classifier, linear: TextModels, trained: Trained, with_encoder: bool
 ) -> None:
     """The prefilter must not drop civic complaints the models would have caught."""
     texts = [post.text for post in posts(civic_complaint_texts(DATA))]
-    scores = trained.models.score(texts)
+    if with_encoder:
+        texts = sample(texts, 600)
+    models = trained.models if with_encoder else linear
+    scores = models.score(texts, gate=False)
     caught = [
         text
         for text, scored in zip(texts, scores, strict=True)
-        if scored.complaint >= trained.models.complaint_threshold
-        and scored.civic >= trained.models.civic_threshold
+        if scored.complaint >= scored.complaint_threshold and scored.civic >= scored.civic_threshold
     ]
     passed = sum(classifier.prefilter.scan(text) for text in caught)
-    assert passed / len(caught) >= 0.97  # measured 0.978
+    # measured 0.978 with the linear heads, 0.952 with the encoder (538 of 565), which
+    # calls more fragments civic: "Slippery", "Very bad condition", Bengaluru agencies
+    assert passed / len(caught) >= (0.94 if with_encoder else 0.97)
     everything = sum(classifier.prefilter.scan(text) for text in texts)
     assert everything / len(texts) >= 0.90  # measured 0.92: the rest are "Same", "Yy", "S"…
 
 
-def test_a_model_decision_is_explained_with_scores_against_thresholds(
-    classifier: Classifier, trained: Trained
+def test_with_the_encoder_civic_complaints_become_issues_and_brand_complaints_do_not(
+    encoded: Classifier,
 ) -> None:
-    (decision,) = classifier.classify(
+    civic = outcomes(encoded, sample(civic_complaint_texts(DATA), 400))
+    brands = outcomes(encoded, sample([r.text for r in load_acl(DATA) if r.complaint], 300))
+    assert civic[Outcome.ISSUE] / civic.total() >= 0.55
+    assert brands[Outcome.ISSUE] / brands.total() <= 0.03
+
+
+def test_a_model_decision_is_explained_with_scores_against_thresholds(
+    encoded: Classifier, trained: Trained
+) -> None:
+    (decision,) = encoded.classify(
         posts(["The streetlight on our block has been out for weeks and nobody fixes it"])
     )
     assert decision.outcome is Outcome.ISSUE
@@ -91,11 +123,13 @@ def test_a_model_decision_is_explained_with_scores_against_thresholds(
     assert issue.scores.civic is not None
     assert issue.category.name == "streetlight"
     models = [step.text for step in decision.steps if step.stage is Stage.MODELS]
-    assert any(text.startswith("complaint model ") and "threshold" in text for text in models)
+    assert any(
+        text.startswith("complaint model (MiniLM) ") and "threshold" in text for text in models
+    )
 
 
-def test_a_brand_complaint_is_a_complaint_but_not_civic(classifier: Classifier) -> None:
-    (decision,) = classifier.classify(
+def test_a_brand_complaint_is_a_complaint_but_not_civic(encoded: Classifier) -> None:
+    (decision,) = encoded.classify(
         posts(["@AppleSupport my new phone screen is broken again and the repair is a joke"])
     )
     assert decision.outcome is Outcome.NOT_CIVIC
@@ -115,3 +149,13 @@ def test_absent_models_leave_the_vocabulary_alone_unless_required(tmp_path: Path
     assert text_models(absent) is None
     with pytest.raises(ModelError, match="cannot be trained"):
         text_models(absent.model_copy(update={"required": True}))
+
+
+def test_a_missing_encoder_adapter_stops_the_start(
+    trained: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("overheard.pipeline.SHIPPED_ENCODER", tmp_path / "no-adapter")
+    settings = ModelsSettings(directory=trained.folder, train_if_missing=False, encoder=True)
+    with pytest.raises(ModelError, match="encoder adapter"):
+        text_models(settings)
+    assert text_models(settings.model_copy(update={"encoder": False})) is not None

@@ -1,0 +1,93 @@
+"""Fine-tuning the encoder: which rows teach which head, the dev split, calibration,
+and a short real fine-tune that learns."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from overheard.classify import finetune
+from overheard.classify.datasets import Row, Source
+from overheard.classify.encoder import Encoder
+
+CFG = {"acl_civic_weight": 0.3, "mumbai_complaint_weight": 0.5}
+
+
+def test_each_set_teaches_its_heads() -> None:
+    acl = [
+        Row(Source.ACL, "a1", "my flight was late", complaint=1),
+        Row(Source.ACL, "a2", "hi", complaint=0),
+    ]
+    mumbai = [
+        Row(Source.MUMBAI, "m1", "garbage not picked up", complaint=1, civic=1),
+        Row(Source.MUMBAI, "m2", "nice rain today", complaint=0, civic=0),
+        Row(Source.MUMBAI, "m3", "potholes everywhere", complaint=1, civic=1),
+        Row(Source.MUMBAI, "m4", "match tonight", complaint=0, civic=0),
+        Row(Source.MUMBAI, "m5", "traffic jam", complaint=0, civic=0),
+        Row(Source.MUMBAI, "m6", "new cafe", complaint=0, civic=0),
+    ]
+    data = finetune.examples(acl, mumbai, CFG)
+    assert data.labels[:2] == [(1, 0), (0, 0)]
+    weights = np.asarray(data.weights)
+    # ACL: complaint weight 1 (positives boosted), civic negatives at acl_civic_weight
+    assert weights[1, 0] == 1.0 and weights[1, 1] == pytest.approx(0.3)
+    # Mumbai negatives say nothing about complaints; its positives are complaints, and
+    # complaint positives (3 rows against 1) are weighted down by sqrt(1/3)
+    assert weights[3, 0] == 0.0
+    assert weights[2, 0] == pytest.approx(0.5 * np.sqrt(1 / 3))
+    # civic positives are boosted by the square root of the imbalance (6 rows : 2)
+    assert weights[2, 1] == pytest.approx(np.sqrt(6 / 2))
+    assert weights[3, 1] == 1.0
+
+
+def test_the_dev_split_is_fixed_by_the_key() -> None:
+    rows = [Row(Source.ACL, str(i), "t", complaint=0) for i in range(4000)]
+    chosen = [finetune.is_dev(row, 0.15) for row in rows]
+    assert chosen == [finetune.is_dev(row, 0.15) for row in rows]
+    assert 0.13 < sum(chosen) / len(rows) < 0.17
+
+
+def test_calibration_orders_probabilities_and_picks_an_f1_threshold() -> None:
+    rng = np.random.default_rng(1)
+    truth = np.r_[np.ones(200), np.zeros(400)].astype(int)
+    logit = np.r_[rng.normal(2, 1, 200), rng.normal(-1, 1, 400)]
+    slope, intercept, threshold = finetune.calibrate(logit, truth)
+    assert slope > 0
+    probability = 1 / (1 + np.exp(-(slope * logit + intercept)))
+    predicted = probability >= threshold
+    f1 = 2 * (predicted & (truth == 1)).sum() / (predicted.sum() + truth.sum())
+    assert 0.1 < threshold < 0.9 and f1 > 0.85
+
+
+def test_a_short_fine_tune_learns_a_task_the_base_model_does_not_know() -> None:
+    pytest.importorskip("jax", reason="JAX is in the train and dev extras")
+    texts = {
+        "the streetlight on my block is out again": (1, 1),
+        "trash has been piled in the alley for weeks": (1, 1),
+        "my airline lost my bag, worst service ever": (1, 0),
+        "this phone keeps crashing, so annoyed": (1, 0),
+        "what a lovely sunset over the harbor": (0, 0),
+        "the orioles won tonight": (0, 0),
+    }
+    data = finetune.Examples()
+    for _ in range(6):
+        for text, labels in texts.items():
+            data.add(text, labels, (1.0, 1.0))
+    cfg = {
+        "rank": 4,
+        "alpha": 8.0,
+        "learning_rate": 2e-3,
+        "weight_decay": 0.0,
+        "dropout": 0.0,
+        "epochs": 4,
+        "batch": 12,
+    }
+    adapter = finetune.fine_tune(data, cfg, seed=13)
+    assert adapter["encoder.layer.5.output.dense.lora_a"].shape == (1536, 4)
+    assert adapter["encoder.layer.5.output.dense.lora_b"].shape == (4, 384)
+    assert adapter["head.weight"].shape == (384, 2)
+    encoder = Encoder(adapter, 2.0, ((1.0, 0.0), (1.0, 0.0)), (0.5, 0.5))
+    logits = encoder.logits(list(texts))
+    labels = np.asarray(list(texts.values()))
+    for head in range(2):
+        assert logits[labels[:, head] == 1, head].min() > logits[labels[:, head] == 0, head].max()
