@@ -29,8 +29,6 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 
-from threadpoolctl import threadpool_limits
-
 from overheard.bus.base import Producer, Topics
 from overheard.classify.decide import Classifier
 from overheard.classify.textmodels import TextModels
@@ -155,10 +153,6 @@ def _work(job: Job, index: int, out: Connection, inherited: Sequence[Connection]
         locator = locator_for(job.profile, geo.gazetteer_dir, geo) if geo.enabled else None
         classifier = Classifier(job.profile, locator, job.models)
         settle_garbage_collection()
-        if job.workers > 1:
-            # the encoder's matrix products would start a BLAS thread per core in every
-            # worker; one each keeps the workers from fighting over the cores
-            threadpool_limits(limits=1)
         for reader in job.readers:
             for number, deliveries in reader.share(job.size, job.workers, index):
                 if os.getppid() != job.parent:

@@ -37,9 +37,9 @@ NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 AGES = (1, 29.9, 30.1, 89.9, 90.1, 400)
 
 
-def aged(n: int, days: float) -> Issue:
+def aged(n: int, days: float, now: datetime = NOW) -> Issue:
     issue = make_issue(n)
-    post = issue.post.model_copy(update={"created_at": NOW - timedelta(days=days)})
+    post = issue.post.model_copy(update={"created_at": now - timedelta(days=days)})
     return issue.model_copy(update={"post": post})
 
 
@@ -195,7 +195,9 @@ def test_the_command_applies_it(tmp_path: Path) -> None:
     )
     sink = create_sink("sql", settings)
     sink.open()
-    sink.write([aged(n, days) for n, days in enumerate(AGES)])
+    # the command reads the clock: ages count from now, not from the fixed NOW
+    now = datetime.now(UTC)
+    sink.write([aged(n, days, now) for n, days in enumerate(AGES)])
     sink.close()
     result = CliRunner().invoke(app, ["retention", "apply"], env=env)
     assert result.exit_code == 0, result.output
