@@ -3,12 +3,14 @@ and a short real fine-tune that learns."""
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 
 from overheard.classify import finetune
 from overheard.classify.datasets import Row, Source
-from overheard.classify.encoder import Encoder
+from tests.classify import jax_checks
 
 CFG = {"acl_civic_weight": 0.3, "mumbai_complaint_weight": 0.5}
 
@@ -60,34 +62,6 @@ def test_calibration_orders_probabilities_and_picks_an_f1_threshold() -> None:
 
 
 def test_a_short_fine_tune_learns_a_task_the_base_model_does_not_know() -> None:
-    pytest.importorskip("jax", reason="JAX is in the train and dev extras")
-    texts = {
-        "the streetlight on my block is out again": (1, 1),
-        "trash has been piled in the alley for weeks": (1, 1),
-        "my airline lost my bag, worst service ever": (1, 0),
-        "this phone keeps crashing, so annoyed": (1, 0),
-        "what a lovely sunset over the harbor": (0, 0),
-        "the orioles won tonight": (0, 0),
-    }
-    data = finetune.Examples()
-    for _ in range(6):
-        for text, labels in texts.items():
-            data.add(text, labels, (1.0, 1.0))
-    cfg = {
-        "rank": 4,
-        "alpha": 8.0,
-        "learning_rate": 2e-3,
-        "weight_decay": 0.0,
-        "dropout": 0.0,
-        "epochs": 4,
-        "batch": 12,
-    }
-    adapter = finetune.fine_tune(data, cfg, seed=13)
-    assert adapter["encoder.layer.5.output.dense.lora_a"].shape == (1536, 4)
-    assert adapter["encoder.layer.5.output.dense.lora_b"].shape == (4, 384)
-    assert adapter["head.weight"].shape == (384, 2)
-    encoder = Encoder(adapter, 2.0, ((1.0, 0.0), (1.0, 0.0)), (0.5, 0.5))
-    logits = encoder.logits(list(texts))
-    labels = np.asarray(list(texts.values()))
-    for head in range(2):
-        assert logits[labels[:, head] == 1, head].min() > logits[labels[:, head] == 0, head].max()
+    if importlib.util.find_spec("jax") is None:  # not imported here: see jax_checks
+        pytest.skip("JAX is in the train and dev extras")
+    jax_checks.run("a_short_fine_tune_learns")

@@ -3,10 +3,13 @@ and JAX alike."""
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 
 from overheard.classify import minilm
+from tests.classify import jax_checks
 
 
 @pytest.fixture(scope="module")
@@ -74,12 +77,10 @@ def test_the_base_model_puts_paraphrases_together(
     assert pothole @ hole > pothole @ phone + 0.4
 
 
-def test_jax_runs_the_same_forward_pass(base: minilm.Weights, tokenizer: minilm.Tokenizer) -> None:
-    jnp = pytest.importorskip("jax.numpy", reason="JAX is in the train and dev extras")
-    ids = tokenizer.ids(["the alley behind my house is full of trash", "water main break"])
-    for _rows, batch, mask in minilm.batches(ids, 2):
-        on_jax = minilm.pooled({k: jnp.asarray(v) for k, v in base.items()}, batch, mask, jnp)
-        np.testing.assert_allclose(np.asarray(on_jax), minilm.pooled(base, batch, mask), atol=1e-4)
+def test_jax_runs_the_same_forward_pass() -> None:
+    if importlib.util.find_spec("jax") is None:  # not imported here: see jax_checks
+        pytest.skip("JAX is in the train and dev extras")
+    jax_checks.run("jax_runs_the_same_forward_pass")
 
 
 def test_an_adapter_adds_its_low_rank_update(base: minilm.Weights) -> None:
