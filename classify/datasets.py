@@ -86,6 +86,11 @@ def data_file(data_dir: Path, source: Source) -> Path:
     return data_dir / "complaints" / FILES[source]
 
 
+def missing_files(data_dir: Path) -> list[Path]:
+    """The labelled sets not found under `data_dir` (none: the models can be trained)."""
+    return [data_file(data_dir, s) for s in Source if not data_file(data_dir, s).is_file()]
+
+
 def _read(path: Path) -> list[list[str]]:
     if not path.is_file():
         raise ConfigError(f"labelled data absent: {path}")

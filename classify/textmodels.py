@@ -29,7 +29,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion
 from sklearn.svm import LinearSVC
 
-from overheard.classify.datasets import FILES, Source, data_file
+from overheard.classify.datasets import FILES, missing_files
 from overheard.classify.encoder import SHIPPED, Encoder
 from overheard.errors import ModelError
 
@@ -244,6 +244,40 @@ class TextModels:
         ]
 
 
+class EncoderOnly:
+    """The shipped encoder alone, where the linear heads cannot be trained (the labelled
+    data is not at hand, as in a clone without `../shared/data`): complaint and civic
+    come from the encoder for every survivor of the scan, since there is no linear civic
+    head to gate it, and there is no category model, so the vocabulary names the
+    category. It costs the encoder's milliseconds for each survivor, which a daemon's
+    tens of posts a second afford."""
+
+    def __init__(self, encoder: Encoder) -> None:
+        self.encoder = encoder
+        self.version: str = f"encoder-only+{encoder.version}"
+        self.complaint_threshold: float = encoder.thresholds["complaint"]
+        self.civic_threshold: float = encoder.thresholds["civic"]
+
+    def score(self, texts: Sequence[str]) -> list[TextScores]:
+        """Scores for a batch of texts, in order; no category (an empty name)."""
+        if not texts:
+            return []
+        encoded = self.encoder.probabilities([clean_text(text) for text in texts])
+        return [
+            TextScores(
+                complaint=float(complaint),
+                civic=float(civic),
+                category="",
+                category_score=0.0,
+                category_scores=MappingProxyType({}),
+                model=ENCODER,
+                complaint_threshold=self.complaint_threshold,
+                civic_threshold=self.civic_threshold,
+            )
+            for complaint, civic in encoded
+        ]
+
+
 def ensure_models(directory: Path, data_dir: Path, encoder: Path | None = SHIPPED) -> TextModels:
     """The models in `directory`, trained there first when absent or of an older
     format and the data is present."""
@@ -253,11 +287,11 @@ def ensure_models(directory: Path, data_dir: Path, encoder: Path | None = SHIPPE
             return TextModels.load(directory, encoder)
         except StaleModels as exc:
             log.info("%s", exc)
-    absent = [str(data_file(data_dir, s)) for s in Source if not data_file(data_dir, s).is_file()]
+    absent = missing_files(data_dir)
     if absent:
         raise ModelError(
             f"no usable text models at {directory}, and they cannot be trained: "
-            f"labelled data absent ({', '.join(absent)}); expected the files "
+            f"labelled data absent ({', '.join(map(str, absent))}); expected the files "
             f"{', '.join(FILES.values())} under {data_dir / 'complaints'}"
         )
     from overheard.classify.train import train  # it imports this module

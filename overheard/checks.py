@@ -10,8 +10,10 @@ from kafka.errors import KafkaError
 
 from overheard.bus import topic_config
 from overheard.bus.kafka import connection_options
+from overheard.classify.datasets import missing_files
 from overheard.classify.decide import Classifier
 from overheard.classify.encoder import SHIPPED as SHIPPED_ENCODER
+from overheard.classify.encoder import Encoder
 from overheard.classify.textmodels import StaleModels, TextModels
 from overheard.errors import ConfigError, ModelError, OverheardError
 from overheard.geo.city import gazetteer_path
@@ -106,7 +108,15 @@ def run_checks(settings: Settings) -> list[CheckResult]:
         if not models.directory.is_dir() or not any(models.directory.iterdir()):
             if models.required:
                 raise ModelError(f"no text models at {models.directory} (models.required)")
-            return f"none at {models.directory} yet: trained on first use, or run `make model`"
+            if models.train_if_missing and not missing_files(models.data_dir):
+                return f"none at {models.directory} yet: trained on first use, or run `make model`"
+            if models.encoder:
+                encoder = Encoder.load(SHIPPED_ENCODER)
+                return (
+                    f"none at {models.directory}, and no labelled data to train them: the "
+                    f"shipped encoder {encoder.version} scores complaint and civic alone"
+                )
+            return f"none at {models.directory}: the profile's vocabulary decides alone"
         try:
             loaded = TextModels.load(models.directory, SHIPPED_ENCODER if models.encoder else None)
         except StaleModels:

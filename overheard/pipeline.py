@@ -19,7 +19,8 @@ from overheard.bus.base import Bus, Producer, Topics
 from overheard.bus.memory import MemoryBus
 from overheard.classify.decide import Classifier
 from overheard.classify.encoder import SHIPPED as SHIPPED_ENCODER
-from overheard.classify.textmodels import TextModels, ensure_models
+from overheard.classify.encoder import Encoder
+from overheard.classify.textmodels import EncoderOnly, TextModels, ensure_models
 from overheard.clusters import Clusterer
 from overheard.deadletter import DeadLetter
 from overheard.errors import ModelError
@@ -109,12 +110,14 @@ class Pipeline:
         )
 
 
-def text_models(settings: ModelsSettings) -> TextModels | None:
+def text_models(settings: ModelsSettings) -> TextModels | EncoderOnly | None:
     """The trained models, loaded (or trained first) at start-up.
 
     Models that are there but broken, or absent when `required`, stop the start
-    with a `ModelError`; absent and impossible to train, the vocabulary decides
-    alone, said once here and on every issue (`versions.classifier`)."""
+    with a `ModelError`. Absent and impossible to train (no labelled data), the
+    shipped encoder scores complaint and civic alone (`EncoderOnly`), or with the
+    encoder off the vocabulary decides alone; either is said once here and on every
+    issue (`versions.classifier`)."""
     if not settings.enabled:
         return None
     directory = settings.directory
@@ -127,8 +130,15 @@ def text_models(settings: ModelsSettings) -> TextModels | None:
     except ModelError as exc:
         if present or settings.required:
             raise
-        log.warning("%s; the city profile's vocabulary decides alone", exc)
-        return None
+        if encoder is None:
+            log.warning("%s; the city profile's vocabulary decides alone", exc)
+            return None
+        log.warning(
+            "%s; the shipped encoder scores complaint and civic alone, and the city "
+            "profile's vocabulary names the category",
+            exc,
+        )
+        return EncoderOnly(Encoder.load(encoder))
 
 
 def feed_archive(

@@ -15,7 +15,7 @@ import pytest
 
 from overheard.classify.datasets import civic_complaint_texts, load_acl
 from overheard.classify.decide import Classifier, Outcome, Stage
-from overheard.classify.textmodels import TextModels
+from overheard.classify.textmodels import EncoderOnly, TextModels
 from overheard.errors import ModelError
 from overheard.model import Platform, Post, Provenance
 from overheard.pipeline import text_models
@@ -94,8 +94,10 @@ def test_the_scan_keeps_what_the_models_would_catch(
         if scored.complaint >= scored.complaint_threshold and scored.civic >= scored.civic_threshold
     ]
     passed = sum(classifier.prefilter.scan(text) for text in caught)
-    # measured 0.978 with the linear heads, 0.952 with the encoder (538 of 565), which
-    # calls more fragments civic: "Slippery", "Very bad condition", Bengaluru agencies
+    # measured 0.979 with the linear heads; with the encoder 0.972 on this sample (549 of
+    # 565; the vocabulary's last additions were found on it) and 0.954 on all 13,645 rows it
+    # catches: it calls more fragments civic ("Not taken care of"), and a third of the
+    # misses name Bengaluru's agencies, which the Baltimore profile has no reason to know
     assert passed / len(caught) >= (0.94 if with_encoder else 0.97)
     everything = sum(classifier.prefilter.scan(text) for text in texts)
     assert everything / len(texts) >= 0.90  # measured 0.92: the rest are "Same", "Yy", "S"…
@@ -144,11 +146,38 @@ def test_models_that_are_there_but_broken_stop_the_start(tmp_path: Path) -> None
         text_models(ModelsSettings(directory=broken, train_if_missing=False))
 
 
-def test_absent_models_leave_the_vocabulary_alone_unless_required(tmp_path: Path) -> None:
+def test_without_labelled_data_the_encoder_scores_alone_unless_required(tmp_path: Path) -> None:
     absent = ModelsSettings(directory=tmp_path / "none", data_dir=tmp_path / "no-data")
-    assert text_models(absent) is None
+    alone = text_models(absent)
+    assert isinstance(alone, EncoderOnly)
+    assert alone.version.startswith("encoder-only+minilm-lora/")
+    assert text_models(absent.model_copy(update={"encoder": False})) is None
     with pytest.raises(ModelError, match="cannot be trained"):
         text_models(absent.model_copy(update={"required": True}))
+
+
+def test_the_encoder_alone_judges_complaints_and_the_vocabulary_names_the_category(
+    tmp_path: Path,
+) -> None:
+    """A clone without ../shared/data cannot train the linear heads; the shipped encoder
+    still tells a resident's complaint from a brand complaint."""
+    models = text_models(ModelsSettings(directory=tmp_path / "none", data_dir=tmp_path / "no"))
+    classifier = Classifier(load_profile("baltimore"), None, models)
+    resident, brand = classifier.classify(
+        posts(
+            [
+                "The streetlight on our block is out again and the whole street is pitch dark",
+                "@AppleSupport my new phone screen is broken again and the repair is a joke",
+            ]
+        )
+    )
+    assert resident.outcome is Outcome.ISSUE
+    assert resident.issue is not None
+    assert resident.issue.category.name == "streetlight"
+    assert resident.issue.versions.classifier.endswith(f"+{models.version}")
+    assert any("complaint model (MiniLM)" in reason for reason in resident.reasons)
+    assert brand.outcome is Outcome.NOT_CIVIC
+    assert brand.decided_at is Stage.MODELS
 
 
 def test_a_missing_encoder_adapter_stops_the_start(

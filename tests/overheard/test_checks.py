@@ -78,6 +78,24 @@ def test_check_reports_text_models_that_cannot_be_loaded(tmp_path) -> None:
     assert re.search(r"text models\s+│ ✗ failed\s+│ ModelError", result.output), result.output
 
 
+def test_check_says_who_judges_without_models_or_labelled_data(tmp_path) -> None:
+    env = {
+        "COLUMNS": "300",
+        "OVERHEARD_BUS__KIND": "memory",
+        "OVERHEARD_MODELS__DIRECTORY": str(tmp_path / "models"),
+        "OVERHEARD_MODELS__DATA_DIR": str(tmp_path / "no-data"),
+        "OVERHEARD_GEO__GAZETTEER_DIR": str(tmp_path / "gazetteer"),
+    }
+    db = ["--db", f"sqlite:///{tmp_path}/overheard.db"]
+    result = CliRunner().invoke(app, ["check", *db], env=env)
+    assert result.exit_code == 0, result.output
+    assert "no labelled data to train them: the shipped encoder minilm-lora/" in result.output
+    env["OVERHEARD_MODELS__ENCODER"] = "false"
+    result = CliRunner().invoke(app, ["check", *db], env=env)
+    assert result.exit_code == 0, result.output
+    assert "the profile's vocabulary decides alone" in result.output
+
+
 def _check_with_posts_topic(
     bootstrap: str, prefix: str, partitions: int, tmp_path: Path, **env: str
 ) -> tuple[str, Result]:
