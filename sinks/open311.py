@@ -76,19 +76,43 @@ default): the city gets one request per problem. `write` assigns each issue of t
 to its cluster first, in the batch's order, with a `Clusterer` that `open` rebuilds from
 the ledger (and each `write` tops up from it for the batch's categories, in case another
 process filed them until a rebalance moved their partition here). A cluster's first
-report is filed as above. A later one is not filed: with ``[open311] updates`` (off by
-default: GeoReport v2 has no update call) it is posted as a note on the first report's
-request through mySociety's service request updates extension
-(``POST servicerequestupdates.json``: ``service_request_id``, ``update_id`` = the issue id,
-``status`` OPEN, ``updated_datetime`` = the post's time, ``description`` as above,
-``media_url``), otherwise it is recorded in the ledger as attached to that request; either
-way it is `Written` and its ledger row carries the request's id. Later reports wait
-(`Retry`) while their first report does; when the first is rejected, its cluster is
-dissolved and the others are assigned again (the next becomes the first, and is filed).
-A note the server refuses (say, the request is closed) leaves the report attached in the
-ledger only. A redelivered report finds its row done: no second request, no second note;
-a note whose answer was lost is posted again with the same ``update_id``, which the
-extension lets a server recognise.
+report is filed as above. A later one is not filed: it is recorded in the ledger as
+attached to that request (its row carries the request's id, or its token), and with
+``[open311] updates`` (off by default: GeoReport v2 has no update call) it is also posted
+as a note on the first report's request through mySociety's service request updates
+extension (``POST servicerequestupdates.json``: ``service_request_id``, ``update_id`` = the
+issue id, ``status`` OPEN, ``updated_datetime`` = the post's time, ``description`` as
+above, ``media_url``). Later reports wait (`Retry`) while their first report does; when
+the first is rejected, its cluster is dissolved and the others are assigned again (the
+next becomes the first, and is filed).
+
+A note is owed from the moment the report is attached: the ledger keeps it (row and note
+in one transaction, before any POST) until the server takes it, refuses it, or the post
+is forgotten (`overheard.sinks.open311_ledger`). When should it be posted?
+
+====================================  ======================================================
+first report's request                the later report's note
+====================================  ======================================================
+``filed`` (has its id)                posted at once; `Written` once the server takes it
+                                      (or refuses it); a transient failure is a `Retry`
+                                      (429/502-504: the rest of the batch waits too) and
+                                      the note stays owed
+``token`` (batch, id not known yet)   `Written` at once; posted when the token resolves
+``filed_blackbox`` (no id, ever)      never: the report is attached in the ledger only
+====================================  ======================================================
+
+Every token round (`open`, the start of each `write`, `resolve_tokens`) resolves the
+pending tokens (one ``GET tokens/…`` per token: the rows of a cluster share it, and all
+of them become ``filed`` with the id) and then posts every note still owed on a request
+that has its id, in the order the reports were posted: those of tokens just resolved,
+and those a transient failure or a stopped process left owed. A cluster whose note fails
+transiently keeps the rest of its notes for the next round, so their order holds; a
+server that is down ends the round. A note the server refuses (a 4xx: say, the request is
+closed) is logged and the report stays attached in the ledger only. A redelivered report
+finds its row done: no second request, no second note. A note whose answer was lost, or
+whose POST the process stopped after, is owed still and posted again with the same
+``update_id``, which the extension lets a server recognise; two processes sharing a
+ledger may also both post a note owed, with that same ``update_id``.
 
 Lookups (``GET requests.json``, ``GET tokens/…``) and discovery follow the same rules,
 except that every failure of discovery in `open` raises `TransientError` (retried by the
@@ -130,6 +154,8 @@ from overheard.sinks.open311_ledger import (
     TOKEN,
     Ledger,
     LedgerEntry,
+    Note,
+    OwedNote,
     Placement,
 )
 
@@ -146,7 +172,7 @@ MAX_DESCRIPTION = 4000
 LOOKUP_MARGIN = timedelta(minutes=1)
 #: GeoReport v2 servers answer at most 90 days per query.
 LOOKUP_RANGE = timedelta(days=89)
-#: How many pending tokens a `write` tries to resolve before filing.
+#: How many pending tokens (and owed notes) a `write` tries to resolve (post) before filing.
 TOKENS_PER_WRITE = 50
 #: The server is down or asks us to wait: the rest of the batch waits too.
 WAIT_STATUSES = frozenset({429, 502, 503, 504})
@@ -574,11 +600,13 @@ class Open311Sink(BaseSink):
         unplaced: list[Issue] = []
         for issue in issues:
             entry = self._ledger.get(issue.id) if issue.to_311 else None
-            if not issue.to_311 or not clusterer.eligible(issue) or _is_done(entry):
-                alone.append(issue)  # the ordinary path: not filed, filed alone, or done
-            elif entry is not None and entry.cluster_id not in (None, issue.id):
+            if not issue.to_311 or not clusterer.eligible(issue):
+                alone.append(issue)  # the ordinary path: not filed, or filed alone
+            elif entry is not None and self._note_may_be_owed(entry):
                 assert entry.cluster_id is not None
-                later[issue.id] = (issue, entry.cluster_id)  # its note's answer was lost
+                later[issue.id] = (issue, entry.cluster_id)  # its note may still be owed
+            elif _is_done(entry):
+                alone.append(issue)  # done: written without any HTTP call
             else:
                 unplaced.append(issue)
         # Another process may have filed this category until a rebalance gave it to us.
@@ -645,76 +673,106 @@ class Open311Sink(BaseSink):
             return None
         return Placement(issue.id, Report.of(issue))
 
+    def _note_may_be_owed(self, entry: LedgerEntry) -> bool:
+        """Whether a later report's row may still owe its note (or was left ``posting``
+        by an older version): such a redelivery goes through `_attach` again."""
+        if entry.cluster_id in (None, entry.issue_id):
+            return False
+        return not _is_done(entry) or (self._updates and entry.update_id is None)
+
     def _attach(self, issue: Issue, anchor: uuid.UUID, batch: _Batch) -> Outcome | _WaitOutcome:
-        """A later report of a cluster: a note on its first's request, or a ledger row."""
+        """A later report of a cluster: a ledger row in its first's state, with the note
+        owed when the server takes notes; the note is posted at once when the request has
+        its id, otherwise when its token resolves (`_resolve_tokens`)."""
         first = self._ledger.get(anchor)
         assert first is not None and first.state in DONE
-        placement = Placement(anchor, Report.of(issue))
-        update_id = None
-        if self._updates and first.state == FILED:
-            waiting = batch.waiting
-            if waiting is not None:
-                return Retry(f"not tried: {waiting.reason}", waiting.delay)
+        takes_notes = self._updates and first.state in (FILED, TOKEN)
+        if not _is_done(self._ledger.get(issue.id)):
+            note = self._note_of(issue) if takes_notes else None
+            placement = Placement(anchor, Report.of(issue))
+            self._ledger.attach(issue.id, first, placement, datetime.now(UTC), note)
+            log.info(
+                "open311: issue %s is another report of issue %s (request %s)%s",
+                issue.id,
+                anchor,
+                first.service_request_id or first.token or "without an id",
+                ", its note owed" if note else "",
+            )
+        if not takes_notes or first.state != FILED:
+            return WRITTEN
+        waiting = batch.waiting
+        if waiting is not None:
+            return Retry(f"not tried: {waiting.reason}", waiting.delay)
+        # This report's note, after any of its cluster's still owed: they keep their order.
+        for owed in self._ledger.owed_notes(cluster_id=anchor):
             try:
-                update_id = self._note(issue, first, placement)
+                self._post_note(owed)
             except _Again as exc:
-                log.warning("open311: note of issue %s to retry: %s", issue.id, exc.reason)
+                log.warning("open311: note of issue %s to retry: %s", owed.issue_id, exc.reason)
                 return Retry(exc.reason, exc.delay)
             except _Wait as exc:
-                log.warning("open311: note of issue %s waits: %s", issue.id, exc.reason)
+                log.warning("open311: note of issue %s waits: %s", owed.issue_id, exc.reason)
                 batch.wait(exc)
                 return _WaitOutcome(exc)
-            except _Refused as exc:
-                log.warning(
-                    "open311: the note of issue %s was refused (%s); it stays attached to "
-                    "request %s in the ledger",
-                    issue.id,
-                    exc.reason,
-                    first.service_request_id,
-                )
-        self._ledger.record(
-            issue.id,
-            first.service_code,
-            first.state,
-            datetime.now(UTC),
-            service_request_id=first.service_request_id,
-            token=first.token,
-            placement=placement,
-            update_id=update_id,
-        )
-        log.info(
-            "open311: issue %s is another report of issue %s (request %s)%s",
-            issue.id,
-            anchor,
-            first.service_request_id or first.token or "without an id",
-            f", posted as note {update_id}" if update_id else "",
-        )
         return WRITTEN
 
-    def _note(self, issue: Issue, first: LedgerEntry, placement: Placement) -> str | None:
-        """POST servicerequestupdates.json; the server's update id."""
-        self._ledger.intend(issue.id, first.service_code, datetime.now(UTC), placement)
+    def _note_of(self, issue: Issue) -> Note:
+        """The note a later report becomes, as the ledger keeps it while it is owed."""
+        return Note(
+            describe_issue(issue),
+            str(issue.post.url) if _is_web_url(issue.post.url) else None,
+            issue.post.id,
+            issue.post.author.key,
+        )
+
+    def _post_note(self, owed: OwedNote) -> None:
+        """POST servicerequestupdates.json, then record the server's update id (or, for a
+        refusal, owe the note no more: the report stays attached in the ledger). A
+        transient failure raises `_Again`/`_Wait` and the note stays owed."""
         form = {
             "api_key": self._api_key.get_secret_value(),
             **self._jurisdiction(),
-            "service_request_id": str(first.service_request_id),
-            "update_id": str(issue.id),
+            "service_request_id": owed.service_request_id,
+            "update_id": str(owed.issue_id),
             "status": "OPEN",
-            "updated_datetime": issue.post.created_at.isoformat(),
-            "description": describe_issue(issue),
+            "updated_datetime": owed.posted_at.isoformat(),
+            "description": owed.description,
         }
-        if _is_web_url(issue.post.url):
-            form["media_url"] = str(issue.post.url)
-        response = self._send("POST", "servicerequestupdates.json", data=form)
-        self._raise_for_status(response)
-        body = _body(response)
-        if body is _NOT_JSON:
-            raise _Again(f"{self._explain(response)}: not an answer to an update")
-        errors = _errors(body)
-        if errors:
-            self._raise_for_embedded(errors, response)
+        if owed.media_url:
+            form["media_url"] = owed.media_url
+        try:
+            response = self._send_note(form)
+            self._raise_for_status(response)
+            body = _body(response)
+            if body is _NOT_JSON:
+                raise _Again(f"{self._explain(response)}: not an answer to an update")
+            errors = _errors(body)
+            if errors:
+                self._raise_for_embedded(errors, response)
+        except _Refused as exc:
+            log.warning(
+                "open311: the note of issue %s was refused (%s); it stays attached to "
+                "request %s in the ledger",
+                owed.issue_id,
+                exc.reason,
+                owed.service_request_id,
+            )
+            self._ledger.drop_note(owed.issue_id)
+            return
         answer = _first(body.get("service_request_updates") if isinstance(body, dict) else body)
-        return _text((answer or {}).get("update_id"))
+        update_id = _text((answer or {}).get("update_id"))
+        self._ledger.noted(owed.issue_id, update_id, datetime.now(UTC))
+        log.info(
+            "open311: issue %s posted as note %s on request %s",
+            owed.issue_id,
+            update_id or "(no id answered)",
+            owed.service_request_id,
+        )
+
+    def _send_note(self, form: dict[str, str]) -> httpx.Response:
+        """POST servicerequestupdates.json. (Tests of a crash right after the POST patch
+        this.)"""
+        return self._send("POST", "servicerequestupdates.json", data=form)
 
     def _write_concurrently(
         self, issues: list[Issue], batch: _Batch
@@ -930,56 +988,87 @@ class Open311Sink(BaseSink):
     # -- tokens
 
     def resolve_tokens(self, limit: int | None = None) -> int:
-        """Ask the server for the ids of requests filed with a token; returns how many it
-        resolved. Tokens without an id yet stay pending; a server that is down stops the
-        round (raising `TransientError`)."""
+        """Ask the server for the ids of requests filed with a token, then post the notes
+        owed on requests that have their id; returns how many ledger rows it resolved.
+        Tokens without an id yet stay pending; a server that is down stops the round
+        (raising `TransientError`)."""
         return self._resolve_tokens(limit, quiet=False)
 
     def _resolve_tokens(self, limit: int | None, *, quiet: bool) -> int:
+        """`resolve_tokens`, at most `limit` tokens and `limit` notes; `quiet`: a server
+        that is down ends the round with a warning (and 0) instead."""
+        try:
+            resolved = self._resolve_pending(limit)
+            self._post_owed_notes(limit)
+        except _Wait as exc:
+            if not quiet:
+                raise TransientError(f"open311 {self.shown_endpoint}: {exc.reason}") from None
+            log.warning("open311: cannot resolve tokens or post notes now: %s", exc.reason)
+            return 0
+        return resolved
+
+    def _resolve_pending(self, limit: int | None) -> int:
         resolved = 0
+        tried: set[str] = set()  # a cluster's rows share their first report's token
         for entry in self._ledger.pending_tokens(limit):
             assert entry.token is not None
+            if entry.token in tried:
+                continue
+            tried.add(entry.token)
             path = f"tokens/{quote(entry.token, safe='')}.json"
             now = datetime.now(UTC)
             try:
                 body = self._get_json(path, self._jurisdiction(), "resolve a token")
-            except _Wait as exc:
-                if quiet:
-                    log.warning("open311: cannot resolve tokens now: %s", exc.reason)
-                    return resolved
-                raise TransientError(f"open311 {self.shown_endpoint}: {exc.reason}") from None
             except _Refused as exc:
                 log.warning("open311: token of issue %s: %s", entry.issue_id, exc.reason)
-                self._ledger.touch(entry.issue_id, now)
+                self._ledger.touch(entry.token, now)
                 continue
             request_id = _text((_first(body) or {}).get("service_request_id"))
             if request_id is None:
-                self._ledger.touch(entry.issue_id, now)
+                self._ledger.touch(entry.token, now)
                 continue
-            self._ledger.record(
+            changed = self._ledger.resolve_token(entry.token, request_id, now)
+            log.info(
+                "open311: issue %s is request %s (%d ledger rows)",
                 entry.issue_id,
-                entry.service_code,
-                FILED,
-                now,
-                service_request_id=request_id,
-                token=entry.token,
+                request_id,
+                changed,
             )
-            log.info("open311: issue %s is request %s", entry.issue_id, request_id)
-            resolved += 1
+            resolved += changed
         return resolved
+
+    def _post_owed_notes(self, limit: int | None) -> None:
+        """Post the notes owed on requests that have their id, oldest report first. A
+        cluster whose note fails is left for the next round (its later notes too, so that
+        they keep their order); a server that is down raises `_Wait`."""
+        if not self._updates:
+            return
+        stalled: set[uuid.UUID] = set()
+        for owed in self._ledger.owed_notes(limit):
+            if owed.cluster_id in stalled:
+                continue
+            try:
+                self._post_note(owed)
+            except _Again as exc:
+                log.warning("open311: note of issue %s to retry: %s", owed.issue_id, exc.reason)
+                stalled.add(owed.cluster_id)
 
     # -- reading the ledger
 
     def forget(self, post_id: str | None = None, author_key: str | None = None) -> int:
-        """Record in the ledger that the post (or author) was forgotten; nothing else: the
-        city already received the request, and only the city can change it. Returns the
-        subjects newly recorded (0 on a repeat)."""
+        """Record in the ledger that the post (or author) was forgotten, and drop the notes
+        still owed for it; nothing else: the city already received the request, and only
+        the city can change it. Returns the subjects newly recorded plus the notes dropped
+        (0 on a repeat)."""
         if post_id is None and author_key is None:
             raise ValueError("forget needs a post id or an author key")
         subjects = [f"post:{post_id}"] if post_id is not None else []
         subjects += [f"author:{author_key}"] if author_key is not None else []
         now = datetime.now(UTC)
-        return sum(self._ledger.record_forget(subject, now) for subject in subjects)
+        recorded = sum(self._ledger.record_forget(subject, now) for subject in subjects)
+        dropped = self._ledger.forget_notes(post_id=post_id)
+        dropped += self._ledger.forget_notes(author_key=author_key)
+        return recorded + dropped
 
     def ledger_entry(self, issue_id: uuid.UUID) -> LedgerEntry | None:
         """What the ledger knows of an issue (for acknowledgements and tests)."""

@@ -30,10 +30,30 @@ The states, in the order a request goes through them:
 
 A later report of a cluster (``cluster_id`` another issue's id) is never filed on its own:
 its row takes the state of its cluster's request (``filed`` with that request's id,
-``token`` with its token, or ``filed_blackbox``), so a redelivery finds it done. Posting
-it as a note first records ``posting`` (with ``cluster_id``); the note's id lands in
-``update_id``. The sink rebuilds its clusters from the rows of the last window when it
-opens (`Ledger.recent_reports`).
+``token`` with its token, or ``filed_blackbox``), so a redelivery finds it done. When the
+token resolves, every row holding it becomes ``filed`` with the id (`Ledger.resolve_token`).
+The sink rebuilds its clusters from the rows of the last window when it opens
+(`Ledger.recent_reports`).
+
+A note owed (the sink posts later reports as notes, ``[open311] updates``) is a row of a
+table of its own, ``open311_notes``, written in the same transaction as the report's ledger row
+(`Ledger.attach`), before any POST::
+
+    open311_notes
+      issue_id     UUID, primary key   the later report (its ledger row)
+      description  text, not null      the note's text, as the city will get it
+      media_url    text                the post's URL
+      post_id      text, not null      for ``overheard forget``
+      author_key   text                the author's pseudonym, for ``overheard forget``
+      owed_at      timestamp, not null when the report was attached
+
+The row goes when the server accepts the note (in the transaction that writes the
+note's id to ``update_id``, `Ledger.noted`), refuses it, or the post is forgotten
+(`Ledger.drop_note`, `Ledger.forget_notes`). So the ledger never holds a post's text
+longer than the note is owed, and a note is owed until the ledger knows it was posted: a
+process that stops between the POST and `noted` posts it again, with the same client
+``update_id``, which lets the server recognise it. `Ledger.owed_notes` lists the notes
+whose request has an id (``filed``), in the order the reports were posted.
 
 Why ``metadata.create_all`` and not Alembic, as the SQL sink does: the ledger is one small
 table in a database of its own (``[open311] ledger_url``). ``create_all`` creates it when it
@@ -44,10 +64,11 @@ A change that is not purely additive (a new state, a constraint) should move the
 the SQL sink's approach (``overheard.sinks.sql.migrate``: Alembic configured in code, its
 own version table).
 
-A second table, ``open311_forgotten`` (``subject`` ``post:<post id>`` or
+A further table, ``open311_forgotten`` (``subject`` ``post:<post id>`` or
 ``author:<pseudonym>``, ``forgotten_at``), records each ``overheard forget``: the city already
-holds what it was sent, so forgetting changes nothing else here. ``create_all`` adds it to a
-ledger made before it existed.
+holds what it was sent, so forgetting changes nothing else here, except that a note still
+owed for that post or author is dropped. ``create_all`` adds both tables to a ledger made
+before they existed.
 
 The engine (SQLite with WAL and ``BEGIN IMMEDIATE``, PostgreSQL with a connect timeout,
 parameters kept out of errors) and the classification of database errors are the SQL
@@ -61,7 +82,7 @@ import logging
 import uuid
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -143,6 +164,18 @@ forgotten_table = Table(
 )
 
 
+notes_table = Table(
+    "open311_notes",
+    metadata,
+    Column("issue_id", Uuid, primary_key=True, comment="the later report (its ledger row)"),
+    Column("description", String, nullable=False),
+    Column("media_url", String),
+    Column("post_id", String, nullable=False, comment="for overheard forget"),
+    Column("author_key", String, comment="the author's pseudonym, for overheard forget"),
+    Column("owed_at", UtcDateTime, nullable=False),
+)
+
+
 @dataclass(frozen=True)
 class LedgerEntry:
     issue_id: uuid.UUID
@@ -175,6 +208,29 @@ class Placement:
             "lon": self.report.lon,
             "posted_at": self.report.posted_at,
         }
+
+
+@dataclass(frozen=True)
+class Note:
+    """What a later report's note says, kept while it is owed."""
+
+    description: str
+    media_url: str | None
+    post_id: str
+    author_key: str | None
+
+
+@dataclass(frozen=True)
+class OwedNote:
+    """A note owed on a request that has its id: what `Open311Sink` posts."""
+
+    issue_id: uuid.UUID
+    cluster_id: uuid.UUID
+    service_request_id: str
+    #: The report's post time (the note's ``updated_datetime``).
+    posted_at: datetime
+    description: str
+    media_url: str | None
 
 
 class Ledger:
@@ -283,14 +339,10 @@ class Ledger:
         *,
         service_request_id: str | None = None,
         token: str | None = None,
-        placement: Placement | None = None,
-        update_id: str | None = None,
     ) -> None:
-        """Record what the server answered (``filed``, ``token`` or ``filed_blackbox``);
-        for a later report of a cluster, what its cluster's request is."""
+        """Record what the server answered (``filed``, ``token`` or ``filed_blackbox``)."""
         if state not in DONE:
             raise ValueError(f"not a final ledger state: {state!r}")
-        placed = placement.values() if placement else {}
         values: dict[str, Any] = {
             "issue_id": issue_id,
             "service_code": service_code,
@@ -298,16 +350,110 @@ class Ledger:
             "service_request_id": service_request_id,
             "intent_at": now,
             "updated_at": now,
-            "update_id": update_id,
-            **placed,
         }
-        update = ["service_code", "state", "service_request_id", "updated_at", *placed]
-        if update_id is not None:
-            update.append("update_id")
+        update = ["service_code", "state", "service_request_id", "updated_at"]
         if token is not None:  # a resolved token keeps its token
             values["token"] = token
             update.append("token")
         self._upsert(values, update=update)
+
+    def attach(
+        self,
+        issue_id: uuid.UUID,
+        first: LedgerEntry,
+        placement: Placement,
+        now: datetime,
+        note: Note | None = None,
+    ) -> None:
+        """Record a later report of `first`'s cluster in the state of `first`'s request and,
+        in the same transaction, the note owed for it (when `note`)."""
+        if first.state not in DONE:
+            raise ValueError(f"not a final ledger state: {first.state!r}")
+        placed = placement.values()
+        values: dict[str, Any] = {
+            "issue_id": issue_id,
+            "service_code": first.service_code,
+            "state": first.state,
+            "service_request_id": first.service_request_id,
+            "token": first.token,
+            "intent_at": now,
+            "updated_at": now,
+            **placed,
+        }
+        update = ["service_code", "state", "service_request_id", "token", "updated_at", *placed]
+        with self._guard("write"), self._engine.begin() as connection:
+            connection.execute(self._upsert_statement(ledger_table, values, update))
+            if note is not None:
+                said = asdict(note)
+                owed = {"issue_id": issue_id, "owed_at": now, **said}
+                connection.execute(self._upsert_statement(notes_table, owed, list(said)))
+
+    def owed_notes(
+        self, limit: int | None = None, cluster_id: uuid.UUID | None = None
+    ) -> list[OwedNote]:
+        """The notes owed on requests that have their id (of the cluster `cluster_id`
+        alone, when given), in the order the reports were posted."""
+        report, anchor = ledger_table.alias("report"), ledger_table.alias("anchor")
+        note = notes_table
+        query = (
+            select(
+                note.c.issue_id,
+                report.c.cluster_id,
+                anchor.c.service_request_id,
+                report.c.posted_at,
+                note.c.description,
+                note.c.media_url,
+            )
+            .join(report, report.c.issue_id == note.c.issue_id)
+            .join(anchor, anchor.c.issue_id == report.c.cluster_id)
+            .where(anchor.c.state == FILED)
+            .order_by(report.c.posted_at, note.c.issue_id)
+            .limit(limit)
+        )
+        if cluster_id is not None:
+            query = query.where(report.c.cluster_id == cluster_id)
+        with self._guard("read"), self._engine.connect() as connection:
+            return [OwedNote(**row) for row in connection.execute(query).mappings()]
+
+    def noted(self, issue_id: uuid.UUID, update_id: str | None, now: datetime) -> None:
+        """The server accepted the note of `issue_id`: record its id, and owe it no more."""
+        values: dict[str, Any] = {"updated_at": now}
+        if update_id is not None:
+            values["update_id"] = update_id
+        statement = (
+            ledger_table.update().where(ledger_table.c.issue_id == issue_id).values(**values)
+        )
+        with self._guard("write"), self._engine.begin() as connection:
+            connection.execute(statement)
+            connection.execute(delete(notes_table).where(notes_table.c.issue_id == issue_id))
+
+    def drop_note(self, issue_id: uuid.UUID) -> None:
+        """Owe the note of `issue_id` no more (the server refused it); the report stays."""
+        with self._guard("write"), self._engine.begin() as connection:
+            connection.execute(delete(notes_table).where(notes_table.c.issue_id == issue_id))
+
+    def forget_notes(self, post_id: str | None = None, author_key: str | None = None) -> int:
+        """Drop the notes owed for a forgotten post or author; returns how many."""
+        if post_id is None and author_key is None:
+            return 0
+        whose = (
+            notes_table.c.post_id == post_id
+            if post_id is not None
+            else notes_table.c.author_key == author_key
+        )
+        with self._guard("write"), self._engine.begin() as connection:
+            return connection.execute(delete(notes_table).where(whose)).rowcount or 0
+
+    def resolve_token(self, token: str, service_request_id: str, now: datetime) -> int:
+        """Every row still holding `token` (a cluster's first report and those attached
+        to it) becomes ``filed`` with the id; returns how many rows changed."""
+        statement = (
+            ledger_table.update()
+            .where(ledger_table.c.state == TOKEN, ledger_table.c.token == token)
+            .values(state=FILED, service_request_id=service_request_id, updated_at=now)
+        )
+        with self._guard("write"), self._engine.begin() as connection:
+            return connection.execute(statement).rowcount or 0
 
     def forget_intent(self, issue_id: uuid.UUID) -> None:
         """Drop a ``posting`` row: the server said for certain that it filed nothing."""
@@ -370,19 +516,25 @@ class Ledger:
             for r in ordered
         ]
 
-    def touch(self, issue_id: uuid.UUID, now: datetime) -> None:
-        """Mark a row as tried now (a token still pending goes to the back of the queue)."""
+    def touch(self, token: str, now: datetime) -> None:
+        """Mark the rows of a token still pending as tried now: they go to the back of the
+        queue (all of them, so a large cluster cannot hold the front)."""
         statement = (
-            ledger_table.update().where(ledger_table.c.issue_id == issue_id).values(updated_at=now)
+            ledger_table.update()
+            .where(ledger_table.c.state == TOKEN, ledger_table.c.token == token)
+            .values(updated_at=now)
         )
         with self._guard("write"), self._engine.begin() as connection:
             connection.execute(statement)
 
     def _upsert(self, values: dict[str, Any], update: Any) -> None:
-        insert = self._dialect_insert(ledger_table).values(**values)
-        statement = insert.on_conflict_do_update(
-            index_elements=[ledger_table.c.issue_id],
-            set_={name: insert.excluded[name] for name in update},
-        )
+        statement = self._upsert_statement(ledger_table, values, update)
         with self._guard("write"), self._engine.begin() as connection:
             connection.execute(statement)
+
+    def _upsert_statement(self, table: Table, values: dict[str, Any], update: Any) -> Any:
+        insert = self._dialect_insert(table).values(**values)
+        return insert.on_conflict_do_update(
+            index_elements=[table.c.issue_id],
+            set_={name: insert.excluded[name] for name in update},
+        )

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -841,6 +842,26 @@ def notes(server: Open311Server) -> list[dict[str, Any]]:
     return [note for record in server.requests() for note in record.get("updates", [])]
 
 
+def note_posts(server: Open311Server) -> list[dict[str, Any]]:
+    """Every POST of a note the server received, whatever it answered."""
+    return [r for r in posts(server) if r["path"] == "/servicerequestupdates.json"]
+
+
+def owed_notes(ledger_url: str) -> list[str]:
+    """The issue ids whose notes the (SQLite) ledger still owes."""
+    with sqlite3.connect(ledger_url.removeprefix("sqlite:///")) as db:
+        rows = db.execute("SELECT issue_id FROM open311_notes ORDER BY owed_at").fetchall()
+    return [str(uuid.UUID(row[0])) for row in rows]
+
+
+def posted_later(issue: Issue, minutes: int) -> Issue:
+    """The same report, posted `minutes` later."""
+    post = issue.post.model_copy(
+        update={"created_at": issue.post.created_at + timedelta(minutes=minutes)}
+    )
+    return issue.model_copy(update={"post": post})
+
+
 def test_two_nearby_reports_make_one_request_and_the_later_is_attached_in_the_ledger(
     server: Open311Server, make_sink: SinkFactory
 ) -> None:
@@ -898,7 +919,7 @@ def test_a_restart_and_redeliveries_file_no_second_request_and_no_second_note(
 
 
 def test_a_note_whose_answer_was_lost_is_posted_again_once(
-    server: Open311Server, make_sink: SinkFactory
+    server: Open311Server, make_sink: SinkFactory, ledger_url: str
 ) -> None:
     sink = make_sink(clusters=CLUSTERS, updates=True, timeout_s=0.5)
     first, second = alley("t3_l1"), alley("t3_l2")
@@ -906,7 +927,9 @@ def test_a_note_whose_answer_was_lost_is_posted_again_once(
     server.control(delay_s=1.5)  # the server makes the note after the sink gave up on it
     (outcome,) = sink.write([second])
     assert isinstance(outcome, Retry) and "timed out" in outcome.reason
-    assert sink.ledger_entry(second.id).state == POSTING  # type: ignore[union-attr]
+    entry = sink.ledger_entry(second.id)
+    assert entry is not None and (entry.state, entry.update_id) == (FILED, None)
+    assert owed_notes(ledger_url) == [str(second.id)]
     server.reset()
     deadline = time.monotonic() + 10
     while not notes(server) and time.monotonic() < deadline:
@@ -916,6 +939,25 @@ def test_a_note_whose_answer_was_lost_is_posted_again_once(
     assert len([r for r in posts(server) if r["path"] == "/servicerequestupdates.json"]) == 2
     entry = sink.ledger_entry(second.id)
     assert entry is not None and entry.update_id == note["update_id"]
+    assert owed_notes(ledger_url) == []
+
+
+def test_a_later_note_waits_for_the_notes_its_cluster_still_owes(
+    server: Open311Server, make_sink: SinkFactory, ledger_url: str
+) -> None:
+    sink = make_sink(clusters=CLUSTERS, updates=True)
+    first, second, third = alley("t3_o1"), alley("t3_o2"), posted_later(alley("t3_o3"), 5)
+    assert sink.write([first]) == [WRITTEN]
+    server.control(fail_next=[{"status": 500, "method": "POST"}])
+    (outcome,) = sink.write([second])
+    assert isinstance(outcome, Retry) and "500" in outcome.reason
+    # The next write's round fails on the second's note again; the third's attaching
+    # posts the second's note first, then its own.
+    server.control(fail_next=[{"status": 500, "method": "POST"}])
+    assert sink.write([third]) == [WRITTEN]
+    assert [n["client_update_id"] for n in notes(server)] == [str(second.id), str(third.id)]
+    assert sink.write([second, third]) == [WRITTEN, WRITTEN]  # redelivered: nothing owed
+    assert len(note_posts(server)) == 4 and owed_notes(ledger_url) == []
 
 
 def test_a_rejected_first_report_hands_its_cluster_to_the_next(
@@ -975,7 +1017,214 @@ def test_clusters_through_the_sink_stage_with_a_token_and_a_later_report(
     assert sink.resolve_tokens() == 2
     ids = {e.service_request_id for i in (first, second) if (e := sink.ledger_entry(i.id))}
     assert len(ids) == 1 and None not in ids
-    assert len(server.requests()) == 1 and notes(server) == []
+    (record,) = server.requests()
+    assert [n["client_update_id"] for n in record["updates"]] == [str(second.id)]
+
+
+def token_cluster(server: Open311Server, sink: Open311Sink) -> tuple[Issue, Issue, Issue]:
+    """A batch service: a first report filed with a token the server cannot resolve yet,
+    and two later reports attached to it (posted 10 and 20 minutes after it; the issue
+    ids sort the other way round, so the notes' order can only come from the post times)."""
+    server.control(tokens=True, token_pending=1)
+    first = alley("t3_z1")
+    second, third = posted_later(alley("t3_z2"), 10), posted_later(alley("t3_z3"), 20)
+    assert str(third.id) < str(second.id)
+    assert sink.write([first, second, third]) == [WRITTEN] * 3
+    entries = [sink.ledger_entry(issue.id) for issue in (first, second, third)]
+    assert [(e.state, e.cluster_id, e.update_id) for e in entries if e] == [
+        (TOKEN, first.id, None)
+    ] * 3
+    assert len({e.token for e in entries if e}) == 1
+    return first, second, third
+
+
+def test_notes_of_reports_attached_to_a_token_are_posted_once_it_resolves(
+    server: Open311Server, make_sink: SinkFactory, ledger_url: str
+) -> None:
+    sink = make_sink(clusters=CLUSTERS, updates=True)
+    first, second, third = token_cluster(server, sink)
+    assert note_posts(server) == []  # no id yet: nothing to post a note on
+    assert sink.resolve_tokens() == 0  # the server has no id for the token yet
+    assert note_posts(server) == []
+    assert owed_notes(ledger_url) == [str(second.id), str(third.id)]
+    assert sink.resolve_tokens() == 3  # the first report and both attached to it
+    (record,) = server.requests()
+    request_id = record["request"]["service_request_id"]
+    assert [n["client_update_id"] for n in record["updates"]] == [str(second.id), str(third.id)]
+    for note, issue in zip(record["updates"], (second, third), strict=True):
+        assert note["service_request_id"] == request_id
+        assert note["description"] == describe_issue(issue)
+        assert note["updated_datetime"] == issue.post.created_at.isoformat()
+        entry = sink.ledger_entry(issue.id)
+        assert entry is not None
+        assert (entry.state, entry.service_request_id, entry.update_id) == (
+            FILED,
+            request_id,
+            note["update_id"],
+        )
+    assert_filed(sink, first, request_id)
+    assert owed_notes(ledger_url) == []
+    # Resolving again, a restart, and redeliveries post nothing more.
+    assert sink.resolve_tokens() == 0
+    again = make_sink(clusters=CLUSTERS, updates=True)
+    assert again.write([third, second, first]) == [WRITTEN] * 3
+    assert len(note_posts(server)) == 2
+    assert len(posts(server)) == 3  # one request, two notes
+    assert len(server.requests()) == 1
+
+
+def test_a_note_that_fails_after_its_token_resolved_is_posted_on_the_next_resolve(
+    server: Open311Server, make_sink: SinkFactory, ledger_url: str
+) -> None:
+    sink = make_sink(clusters=CLUSTERS, updates=True)
+    first, second, third = token_cluster(server, sink)
+    assert sink.resolve_tokens() == 0
+    server.control(fail_next=[{"status": 503, "method": "POST"}])
+    with pytest.raises(TransientError, match="503"):
+        sink.resolve_tokens()  # the token resolves; the first note finds the server down
+    assert sink.ledger_entry(first.id).state == FILED  # type: ignore[union-attr]
+    assert owed_notes(ledger_url) == [str(second.id), str(third.id)]
+    server.control(fail_next=[{"status": 500, "method": "POST"}])
+    assert sink.resolve_tokens() == 0  # a 500 for the first note: the second waits its turn
+    assert notes(server) == []
+    assert owed_notes(ledger_url) == [str(second.id), str(third.id)]
+    assert sink.resolve_tokens() == 0
+    assert [n["client_update_id"] for n in notes(server)] == [str(second.id), str(third.id)]
+    assert [r["status"] for r in note_posts(server)] == [503, 500, 200, 200]
+    assert owed_notes(ledger_url) == []
+    for issue, note in zip((second, third), notes(server), strict=True):
+        assert sink.ledger_entry(issue.id).update_id == note["update_id"]  # type: ignore[union-attr]
+
+
+def test_a_write_posts_the_notes_a_server_outage_left_owed(
+    server: Open311Server, make_sink: SinkFactory, ledger_url: str
+) -> None:
+    sink = make_sink(clusters=CLUSTERS, updates=True)
+    first, second, _ = token_cluster(server, sink)
+    assert sink.resolve_tokens() == 0
+    server.control(fail_next=[{"status": 503, "method": "POST"}])
+    far = moved(alley("t3_z9"), 800)
+    assert sink.write([far]) == [WRITTEN]  # its resolve round waits; the filing goes on
+    assert notes(server) == [] and len(owed_notes(ledger_url)) == 2
+    assert sink.write([far]) == [WRITTEN]  # the next write's round posts them
+    assert [n["client_update_id"] for n in notes(server)][:1] == [str(second.id)]
+    assert len(notes(server)) == 2 and owed_notes(ledger_url) == []
+    assert len(server.requests()) == 2
+    assert_filed(sink, first, server.requests()[0]["request"]["service_request_id"])
+
+
+def test_a_refused_note_of_a_resolved_token_stays_in_the_ledger_only(
+    server: Open311Server, make_sink: SinkFactory, ledger_url: str
+) -> None:
+    sink = make_sink(clusters=CLUSTERS, updates=True)
+    _, second, third = token_cluster(server, sink)
+    assert sink.resolve_tokens() == 0
+    server.control(fail_next=[{"status": 400, "method": "POST"}])
+    assert sink.resolve_tokens() == 3
+    assert [n["client_update_id"] for n in notes(server)] == [str(third.id)]
+    entry = sink.ledger_entry(second.id)
+    assert entry is not None and (entry.state, entry.update_id) == (FILED, None)
+    assert owed_notes(ledger_url) == []
+    assert sink.resolve_tokens() == 0
+    assert len(note_posts(server)) == 2
+
+
+def test_forgetting_a_post_drops_the_note_still_owed_for_it(
+    server: Open311Server, make_sink: SinkFactory, ledger_url: str
+) -> None:
+    sink = make_sink(clusters=CLUSTERS, updates=True)
+    _, second, third = token_cluster(server, sink)
+    assert sink.forget(post_id=second.post.id) == 2  # the subject, and its owed note
+    assert sink.forget(post_id=second.post.id) == 0
+    assert owed_notes(ledger_url) == [str(third.id)]
+    with sqlite3.connect(ledger_url.removeprefix("sqlite:///")) as db:
+        held = repr(db.execute("SELECT * FROM open311_notes").fetchall())
+    assert second.post.id not in held and str(second.post.url) not in held
+    assert sink.resolve_tokens() == 0
+    assert sink.resolve_tokens() == 3
+    assert [n["client_update_id"] for n in notes(server)] == [str(third.id)]
+    assert sink.write([second]) == [WRITTEN]  # redelivered: still attached, no note
+    assert len(note_posts(server)) == 1
+
+
+def test_without_updates_nothing_is_owed_and_no_note_is_posted(
+    server: Open311Server, make_sink: SinkFactory, ledger_url: str
+) -> None:
+    sink = make_sink(clusters=CLUSTERS)
+    token_cluster(server, sink)
+    assert owed_notes(ledger_url) == []
+    assert sink.resolve_tokens() == 0
+    assert sink.resolve_tokens() == 3
+    assert note_posts(server) == []
+
+
+CRASHING_NOTE_WRITER = """
+import os, sys
+from overheard.model import Issue
+from overheard.profile import ClustersProfile
+from overheard.sinks.open311 import Open311Sink
+
+url, ledger_url, first_path, second_path, when = sys.argv[1:6]
+first, second = (Issue.from_bytes(open(p, "rb").read()) for p in (first_path, second_path))
+clusters = ClustersProfile(distance_m=60, window_hours=168)
+sink = Open311Sink(
+    url, os.environ["OPEN311_TEST_KEY"], None, ledger_url, 10, clusters=clusters, updates=True
+)
+sink.open()
+assert [type(o).__name__ for o in sink.write([first])] == ["Written"]
+send = sink._send_note
+
+def crashing_send(form):
+    if when == "before":
+        os._exit(17)
+    send(form)
+    os._exit(17)  # the server made the note; the ledger never hears of it
+
+sink._send_note = crashing_send
+sink.write([second])
+os._exit(3)
+"""
+
+
+@pytest.mark.parametrize(("when", "posted"), [("before", 1), ("after", 2)])
+def test_a_crash_around_a_note_posts_it_on_restart_and_the_server_keeps_one(
+    server: Open311Server,
+    make_sink: SinkFactory,
+    ledger_url: str,
+    tmp_path: Path,
+    when: str,
+    posted: int,
+) -> None:
+    first, second = alley("t3_y1"), moved(alley("t3_y2"), 20)
+    paths = [tmp_path / "first.json", tmp_path / "second.json"]
+    for path, issue in zip(paths, (first, second), strict=True):
+        path.write_bytes(issue.to_bytes())
+    script = tmp_path / "crashing_note_writer.py"
+    script.write_text(CRASHING_NOTE_WRITER)
+    env = {
+        **os.environ,
+        "OPEN311_TEST_KEY": KEY,
+        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
+    }
+    done = subprocess.run(
+        [sys.executable, str(script), server.url, ledger_url, *map(str, paths), when],
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 17, done.stderr.decode()
+    assert owed_notes(ledger_url) == [str(second.id)]
+    assert len(notes(server)) == posted - 1
+    sink = make_sink(clusters=CLUSTERS, updates=True)  # open posts the note still owed
+    (note,) = notes(server)
+    assert note["client_update_id"] == str(second.id)
+    assert len(note_posts(server)) == posted
+    assert owed_notes(ledger_url) == []
+    assert sink.write([second, first]) == [WRITTEN, WRITTEN]
+    assert len(note_posts(server)) == posted and len(server.requests()) == 1
+    entry = sink.ledger_entry(second.id)
+    assert entry is not None and entry.update_id == note["update_id"]
 
 
 def test_a_ledger_made_before_clusters_gets_its_columns(
@@ -1003,6 +1252,7 @@ def test_a_ledger_made_before_clusters_gets_its_columns(
         indexes = {row[1] for row in db.execute("PRAGMA index_list(open311_ledger)")}
     assert {"cluster_id", "cluster_key", "lat", "lon", "posted_at", "update_id"} <= columns
     assert "ix_open311_ledger_cluster_key_posted_at" in indexes
+    assert owed_notes(f"sqlite:///{path}") == []  # the notes table was added too
 
 
 def test_from_settings_clusters_with_the_profile_unless_told_not_to(
@@ -1042,6 +1292,30 @@ def test_clusters_rebuilt_from_a_postgresql_ledger(
     assert len(server.requests()) == 1
     entry = Open311Sink(server.url, KEY, None, postgres_schema_url, 10).ledger_entry(second.id)
     assert entry is not None and entry.cluster_id == first.id
+
+
+@pytest.mark.postgres
+def test_notes_owed_on_a_token_in_a_postgresql_ledger(
+    server: Open311Server, postgres_schema_url: str
+) -> None:
+    sink = Open311Sink(
+        server.url, KEY, None, postgres_schema_url, 10, clusters=CLUSTERS, updates=True
+    )
+    sink.open()
+    try:
+        first, second, third = token_cluster(server, sink)
+        assert sink.forget(post_id=third.post.id) == 2  # the subject, and its owed note
+        assert sink.resolve_tokens() == 0
+        assert sink.resolve_tokens() == 3
+        assert sink.resolve_tokens() == 0
+    finally:
+        sink.close()
+    (record,) = server.requests()
+    assert [n["client_update_id"] for n in record["updates"]] == [str(second.id)]
+    assert len(note_posts(server)) == 1
+    entry = sink.ledger_entry(second.id)
+    assert entry is not None and entry.update_id == record["updates"][0]["update_id"]
+    assert entry.service_request_id == record["request"]["service_request_id"]
 
 
 def test_a_sink_that_takes_over_a_category_learns_its_clusters_from_the_ledger(
