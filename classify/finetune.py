@@ -40,8 +40,17 @@ from sklearn.linear_model import LogisticRegression
 
 from overheard.classify import datasets, minilm
 from overheard.classify.datasets import Row, Source
-from overheard.classify.encoder import ADAPTER_FILE, HEADS, METADATA_FILE, METRICS_FILE, Encoder
-from overheard.classify.textmetrics import binary_metrics
+from overheard.classify.encoder import (
+    ADAPTER_FILE,
+    CATEGORY_FILE,
+    HEADS,
+    METADATA_FILE,
+    METRICS_FILE,
+    CategoryHead,
+    Encoder,
+)
+from overheard.classify.textmetrics import binary_metrics, category_metrics
+from overheard.classify.textmodels import clean_text
 from overheard.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -262,7 +271,7 @@ def train_encoder(data_dir: Path, out_dir: Path, cfg: dict[str, Any], seed: int)
         "rows": {"train": len(data.texts), "dev": {"acl": len(acl_dev), "mumbai": len(mumbai_dev)}},
         "data": {
             s.value: datasets.sha256_of(datasets.data_file(data_dir, s))
-            for s in (Source.ACL, Source.MUMBAI)
+            for s in (Source.ACL, Source.MUMBAI, Source.BENGALURU)
         },
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "seconds": round(time.perf_counter() - started, 1),
@@ -271,4 +280,59 @@ def train_encoder(data_dir: Path, out_dir: Path, cfg: dict[str, Any], seed: int)
     metrics = {"version": version, "dev": dev_figures, "heldout": heldout_figures}
     (out_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     log.info("encoder %s written to %s", version, out_dir)
-    return metrics
+    return train_category_head(data_dir, out_dir, cfg)
+
+
+def fit_category_head(
+    encoder: Encoder, rows: Sequence[Row], label_map: dict[str, str], c: float
+) -> CategoryHead:
+    """A softmax layer over the encoder's pooled vectors, learning the rows' categories
+    mapped into the taxonomy (multinomial logistic regression, whose probabilities are
+    the softmax `CategoryHead` computes)."""
+    labels = [label_map[str(row.category)] for row in rows]
+    vectors = encoder.pooled([clean_text(row.text) for row in rows])
+    model = LogisticRegression(C=c, max_iter=5000).fit(vectors, labels)
+    weight, bias = model.coef_.T, model.intercept_
+    if len(model.classes_) == 2:  # one logit z for the second class: softmax(-z/2, z/2)
+        weight, bias = np.hstack([-weight / 2, weight / 2]), np.hstack([-bias / 2, bias / 2])
+    return CategoryHead(
+        weight=np.ascontiguousarray(weight, dtype=np.float64),
+        bias=np.asarray(bias, dtype=np.float64),
+        labels=tuple(str(label) for label in model.classes_),
+    )
+
+
+def train_category_head(data_dir: Path, out_dir: Path, cfg: dict[str, Any]) -> dict[str, Any]:
+    """Give the adapter in `out_dir` a category head, learnt from the Bengaluru training
+    rows' categories (MIT-licensed civic descriptions) and measured on the held-out ones,
+    and write it beside the adapter: the encoder alone, where the linear models cannot be
+    trained, then names the category too. Returns the adapter's metrics, with it."""
+    label_map = datasets.load_label_map()
+    bengaluru = datasets.load_split(data_dir, Source.BENGALURU)
+    train_rows = [row for row in bengaluru.train if row.category is not None]
+    held = [row for row in bengaluru.heldout if row.category is not None]
+    started = time.perf_counter()
+    head = fit_category_head(Encoder.load(out_dir), train_rows, label_map, float(cfg["category_c"]))
+    np.savez_compressed(out_dir / CATEGORY_FILE, weight=head.weight, bias=head.bias)
+    metadata = json.loads((out_dir / METADATA_FILE).read_text(encoding="utf-8"))
+    metadata["category"] = {
+        "labels": list(head.labels),
+        "c": float(cfg["category_c"]),
+        "rows": len(train_rows),
+        "data": datasets.sha256_of(datasets.data_file(data_dir, Source.BENGALURU)),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
+    encoded = Encoder.load(out_dir).encode([clean_text(row.text) for row in held]).category
+    assert encoded is not None  # the head was just written
+    predicted = [head.labels[i] for i in encoded.argmax(axis=1)]
+    truth = [label_map[str(row.category)] for row in held]
+    metrics = json.loads((out_dir / METRICS_FILE).read_text(encoding="utf-8"))
+    metrics["heldout"]["category"] = {"set": "bengaluru", **category_metrics(truth, predicted)}
+    (out_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    log.info(
+        "encoder category head: held-out macro-F1 %.3f on %d rows",
+        metrics["heldout"]["category"]["macro_f1"],
+        len(held),
+    )
+    return metrics  # type: ignore[no-any-return]

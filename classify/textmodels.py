@@ -246,36 +246,49 @@ class TextModels:
 
 class EncoderOnly:
     """The shipped encoder alone, where the linear heads cannot be trained (the labelled
-    data is not at hand, as in a clone without `../shared/data`): complaint and civic
-    come from the encoder for every survivor of the scan, since there is no linear civic
-    head to gate it, and there is no category model, so the vocabulary names the
-    category. It costs the encoder's milliseconds for each survivor, which a daemon's
-    tens of posts a second afford."""
+    data is not at hand, as in a clone without `../shared/data`): complaint, civic and,
+    with the adapter's category head, the category come from one pass of the encoder for
+    every survivor of the scan, since there is no linear civic head to gate it. Without a
+    category head the vocabulary names the category. It costs the encoder's milliseconds
+    for each survivor, which a daemon's tens of posts a second afford."""
 
     def __init__(self, encoder: Encoder) -> None:
         self.encoder = encoder
-        self.version: str = f"encoder-only+{encoder.version}"
+        head = encoder.category
+        self.version: str = f"encoder-only+{encoder.version}" + (
+            f"+category/{head.digest}" if head else ""
+        )
         self.complaint_threshold: float = encoder.thresholds["complaint"]
         self.civic_threshold: float = encoder.thresholds["civic"]
 
     def score(self, texts: Sequence[str]) -> list[TextScores]:
-        """Scores for a batch of texts, in order; no category (an empty name)."""
+        """Scores for a batch of texts, in order (without a category head, the category
+        is an empty name at probability 0)."""
         if not texts:
             return []
-        encoded = self.encoder.probabilities([clean_text(text) for text in texts])
-        return [
-            TextScores(
-                complaint=float(complaint),
-                civic=float(civic),
-                category="",
-                category_score=0.0,
-                category_scores=MappingProxyType({}),
-                model=ENCODER,
-                complaint_threshold=self.complaint_threshold,
-                civic_threshold=self.civic_threshold,
+        encoded = self.encoder.encode([clean_text(text) for text in texts])
+        labels = self.encoder.category.labels if self.encoder.category else ()
+        scores = []
+        for i, (complaint, civic) in enumerate(encoded.heads):
+            category, category_score, by_label = "", 0.0, {}
+            if encoded.category is not None:
+                row = encoded.category[i]
+                best = int(row.argmax())
+                category, category_score = labels[best], float(row[best])
+                by_label = {label: float(p) for label, p in zip(labels, row, strict=True)}
+            scores.append(
+                TextScores(
+                    complaint=float(complaint),
+                    civic=float(civic),
+                    category=category,
+                    category_score=category_score,
+                    category_scores=MappingProxyType(by_label),
+                    model=ENCODER,
+                    complaint_threshold=self.complaint_threshold,
+                    civic_threshold=self.civic_threshold,
+                )
             )
-            for complaint, civic in encoded
-        ]
+        return scores
 
 
 def ensure_models(directory: Path, data_dir: Path, encoder: Path | None = SHIPPED) -> TextModels:

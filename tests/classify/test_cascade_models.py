@@ -178,6 +178,9 @@ def test_the_encoder_alone_judges_complaints_and_the_vocabulary_names_the_catego
     assert any("complaint model (MiniLM)" in reason for reason in resident.reasons)
     assert brand.outcome is Outcome.NOT_CIVIC
     assert brand.decided_at is Stage.MODELS
+    (dumped,) = models.score(["Someone dumped old mattresses and tires behind the school"])
+    assert (dumped.model, dumped.category) == ("MiniLM", "trash_dumping")
+    assert dumped.category_score == max(dumped.category_scores.values())
 
 
 def test_a_missing_encoder_adapter_stops_the_start(

@@ -11,8 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from overheard.classify.encoder import ADAPTER_FILE, METADATA_FILE, METRICS_FILE, SHIPPED, Encoder
+from overheard.classify.encoder import (
+    ADAPTER_FILE,
+    CATEGORY_FILE,
+    METADATA_FILE,
+    METRICS_FILE,
+    SHIPPED,
+    Encoder,
+)
 from overheard.errors import ModelError
+from overheard.profile import load_profile
 
 
 @pytest.fixture(scope="module")
@@ -24,11 +32,11 @@ def test_the_adapter_ships_with_its_provenance_and_metrics(encoder: Encoder) -> 
     assert re.fullmatch(r"minilm-lora/\d{8}-[0-9a-f]{10}", encoder.version)
     metadata = json.loads((SHIPPED / METADATA_FILE).read_text())
     assert metadata["heads"] == ["complaint", "civic"]
-    assert set(metadata["data"]) == {"acl", "mumbai"}
+    assert set(metadata["data"]) == {"acl", "mumbai", "bengaluru"}
     metrics = json.loads((SHIPPED / METRICS_FILE).read_text())
     assert metrics["version"] == encoder.version
-    for split in ("dev", "heldout"):
-        assert {"complaint", "civic"} == set(metrics[split])
+    assert set(metrics["dev"]) == {"complaint", "civic"}
+    assert set(metrics["heldout"]) == {"complaint", "civic", "category"}
     for threshold in encoder.thresholds.values():
         assert 0 < threshold < 1
 
@@ -96,4 +104,41 @@ def test_an_adapter_lacking_a_layer_is_a_clear_error(tmp_path: Path) -> None:
         kept = {k: stored[k] for k in stored.files if ".layer.2." not in k}
     np.savez(tmp_path / "encoder" / ADAPTER_FILE, **kept)  # type: ignore[arg-type]
     with pytest.raises(ModelError, match="lacks"):
+        Encoder.load(tmp_path / "encoder")
+
+
+def test_the_category_head_names_the_category_of_a_report(encoder: Encoder) -> None:
+    assert encoder.category is not None
+    assert set(encoder.category.labels) <= set(load_profile("baltimore").categories)
+    metrics = json.loads((SHIPPED / METRICS_FILE).read_text())
+    assert metrics["heldout"]["category"]["set"] == "bengaluru"
+    texts = [
+        "Garbage has been dumped on the corner for a week and it stinks",
+        "The streetlight outside number 12 is out, the whole block is dark at night",
+        "Sewage water is overflowing from the drain onto the road",
+    ]
+    encoded = encoder.encode(texts)
+    assert encoded.category is not None and encoded.category.shape == (
+        3,
+        len(encoder.category.labels),
+    )
+    np.testing.assert_allclose(encoded.category.sum(axis=1), 1.0)
+    named = [encoder.category.labels[i] for i in encoded.category.argmax(axis=1)]
+    assert named == ["trash_dumping", "streetlight", "water_sewer"]
+    # One pass gives both: the heads' probabilities are those `probabilities` gives.
+    np.testing.assert_array_equal(encoded.heads, encoder.probabilities(texts))
+
+
+def test_an_adapter_without_a_category_head_still_scores(tmp_path: Path) -> None:
+    shutil.copytree(SHIPPED, tmp_path / "encoder")
+    (tmp_path / "encoder" / CATEGORY_FILE).unlink()
+    bare = Encoder.load(tmp_path / "encoder")
+    assert bare.category is None
+    assert bare.encode(["a pothole"]).category is None
+
+
+def test_a_category_head_of_the_wrong_shape_is_a_clear_error(tmp_path: Path) -> None:
+    shutil.copytree(SHIPPED, tmp_path / "encoder")
+    np.savez(tmp_path / "encoder" / CATEGORY_FILE, weight=np.zeros((384, 2)), bias=np.zeros(2))
+    with pytest.raises(ModelError, match="category head"):
         Encoder.load(tmp_path / "encoder")

@@ -7,9 +7,11 @@ import importlib.util
 
 import numpy as np
 import pytest
+from sklearn.linear_model import LogisticRegression
 
 from overheard.classify import finetune
 from overheard.classify.datasets import Row, Source
+from overheard.classify.encoder import Encoder
 from tests.classify import jax_checks
 
 CFG = {"acl_civic_weight": 0.3, "mumbai_complaint_weight": 0.5}
@@ -65,3 +67,46 @@ def test_a_short_fine_tune_learns_a_task_the_base_model_does_not_know() -> None:
     if importlib.util.find_spec("jax") is None:  # not imported here: see jax_checks
         pytest.skip("JAX is in the train and dev extras")
     jax_checks.run("a_short_fine_tune_learns")
+
+
+@pytest.mark.parametrize("kinds", [2, 3])
+def test_the_category_head_gives_the_probabilities_of_its_regression(kinds: int) -> None:
+    """The shipped head is a multinomial logistic regression over the fine-tuned encoder's
+    pooled vectors, stored as a softmax layer (two classes: one logit, split in two)."""
+    texts = {
+        "Garbage": [
+            "garbage dumped on the corner",
+            "trash bags piled on the sidewalk",
+            "the dumpster is overflowing",
+            "litter all over the alley",
+        ],
+        "Streetlights": [
+            "the streetlight is out",
+            "lamp post dark all night",
+            "street lights not working",
+            "the light on my block is broken",
+        ],
+        "Potholes": [
+            "huge pothole on the road",
+            "the road surface is crumbling",
+            "a crater in the street",
+            "potholes everywhere on this avenue",
+        ],
+    }
+    names = list(texts)[:kinds]
+    label_map = {"Garbage": "trash_dumping", "Streetlights": "streetlight", "Potholes": "pothole"}
+    rows = [
+        Row(Source.BENGALURU, f"{name}{i}", text, civic=1, category=name)
+        for name in names
+        for i, text in enumerate(texts[name])
+    ]
+    encoder = Encoder.load()
+    head = finetune.fit_category_head(encoder, rows, label_map, c=1.0)
+    assert head.labels == tuple(sorted(label_map[name] for name in names))
+    vectors = encoder.pooled([row.text for row in rows])
+    regression = LogisticRegression(C=1.0, max_iter=5000).fit(
+        vectors, [label_map[name] for name in names for _ in texts[name]]
+    )
+    np.testing.assert_allclose(
+        head.probabilities(vectors), regression.predict_proba(vectors), rtol=1e-9, atol=1e-12
+    )
