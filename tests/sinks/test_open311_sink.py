@@ -452,25 +452,26 @@ os._exit(3)
 """
 
 
-def crash_while_filing(server: Open311Server, ledger_url: str, tmp_path: Path, when: str) -> Issue:
-    issue = alley()
-    issue_path = tmp_path / "issue.json"
-    issue_path.write_bytes(issue.to_bytes())
-    script = tmp_path / "crashing_writer.py"
-    script.write_text(CRASHING_WRITER)
+def run_crashing(source: str, tmp_path: Path, *args: str) -> None:
+    """Run a writer script in a child process that must stop itself (exit 17) mid-way."""
+    script = tmp_path / "crashing.py"
+    script.write_text(source)
     env = {
         **os.environ,
         "OPEN311_TEST_KEY": KEY,
         "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
     }
     done = subprocess.run(
-        [sys.executable, str(script), server.url, ledger_url, str(issue_path), when],
-        env=env,
-        capture_output=True,
-        timeout=60,
-        check=False,
+        [sys.executable, str(script), *args], env=env, capture_output=True, timeout=60, check=False
     )
     assert done.returncode == 17, done.stderr.decode()
+
+
+def crash_while_filing(server: Open311Server, ledger_url: str, tmp_path: Path, when: str) -> Issue:
+    issue = alley()
+    issue_path = tmp_path / "issue.json"
+    issue_path.write_bytes(issue.to_bytes())
+    run_crashing(CRASHING_WRITER, tmp_path, server.url, ledger_url, str(issue_path), when)
     return issue
 
 
@@ -1199,21 +1200,7 @@ def test_a_crash_around_a_note_posts_it_on_restart_and_the_server_keeps_one(
     paths = [tmp_path / "first.json", tmp_path / "second.json"]
     for path, issue in zip(paths, (first, second), strict=True):
         path.write_bytes(issue.to_bytes())
-    script = tmp_path / "crashing_note_writer.py"
-    script.write_text(CRASHING_NOTE_WRITER)
-    env = {
-        **os.environ,
-        "OPEN311_TEST_KEY": KEY,
-        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
-    }
-    done = subprocess.run(
-        [sys.executable, str(script), server.url, ledger_url, *map(str, paths), when],
-        env=env,
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 17, done.stderr.decode()
+    run_crashing(CRASHING_NOTE_WRITER, tmp_path, server.url, ledger_url, *map(str, paths), when)
     assert owed_notes(ledger_url) == [str(second.id)]
     assert len(notes(server)) == posted - 1
     sink = make_sink(clusters=CLUSTERS, updates=True)  # open posts the note still owed
