@@ -112,9 +112,14 @@ def run_checks(settings: Settings) -> list[CheckResult]:
                 return f"none at {models.directory} yet: trained on first use, or run `make model`"
             if models.encoder:
                 encoder = Encoder.load(SHIPPED_ENCODER)
+                heads = (
+                    "complaint, civic and the category"
+                    if encoder.category
+                    else "complaint and civic"
+                )
                 return (
                     f"none at {models.directory}, and no labelled data to train them: the "
-                    f"shipped encoder {encoder.version} scores complaint and civic alone"
+                    f"shipped encoder {encoder.version} scores {heads} alone"
                 )
             return f"none at {models.directory}: the profile's vocabulary decides alone"
         try:

@@ -115,8 +115,8 @@ def text_models(settings: ModelsSettings) -> TextModels | EncoderOnly | None:
 
     Models that are there but broken, or absent when `required`, stop the start
     with a `ModelError`. Absent and impossible to train (no labelled data), the
-    shipped encoder scores complaint and civic alone (`EncoderOnly`), or with the
-    encoder off the vocabulary decides alone; either is said once here and on every
+    shipped encoder scores complaint, civic and the category alone (`EncoderOnly`), or
+    with the encoder off the vocabulary decides alone; either is said once here and on every
     issue (`versions.classifier`)."""
     if not settings.enabled:
         return None
@@ -134,8 +134,7 @@ def text_models(settings: ModelsSettings) -> TextModels | EncoderOnly | None:
             log.warning("%s; the city profile's vocabulary decides alone", exc)
             return None
         log.warning(
-            "%s; the shipped encoder scores complaint and civic alone, and the city "
-            "profile's vocabulary names the category",
+            "%s; the shipped encoder scores complaint, civic and the category alone",
             exc,
         )
         return EncoderOnly(Encoder.load(encoder))
