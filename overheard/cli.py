@@ -271,15 +271,23 @@ def replay(
         err.print(f"[bold red]configuration error[/]\n{exc}", highlight=False)
         raise typer.Exit(2) from exc
     collector = IssueCollector(pipeline.profile.clusters)
-    with ReplayProgress(archives, pipeline.summary, err) as progress:
-        run_replay(
-            pipeline,
-            archives,
-            extra_sinks=[collector] if report else [],
-            on_progress=progress.advance,
-            window=window,
-            speed=speed,
+    try:
+        with ReplayProgress(archives, pipeline.summary, err) as progress:
+            run_replay(
+                pipeline,
+                archives,
+                extra_sinks=[collector] if report else [],
+                on_progress=progress.advance,
+                window=window,
+                speed=speed,
+            )
+    except KeyboardInterrupt:
+        err.print(
+            "replay interrupted: no summary; the sinks keep what was written before it",
+            highlight=False,
+            soft_wrap=True,
         )
+        raise typer.Exit(130) from None
     summary = pipeline.summary.as_dict()
     city_name = pipeline.profile.city.display_name
     if report is not None:

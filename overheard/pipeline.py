@@ -28,6 +28,7 @@ from overheard.geo.city import gazetteer_path, locator_for
 from overheard.geo.shapes import CityShape
 from overheard.ingest.archive import ArchiveReader, Position, iter_archive
 from overheard.ingest.checkpoint import CheckpointStore
+from overheard.interrupt import Interruption
 from overheard.model import Post
 from overheard.profile import CityProfile, load_profile
 from overheard.replay_time import Pacer, TimeWindow
@@ -206,10 +207,14 @@ def _commit_chunk(
         checkpoints.save(path, position)
 
 
-def drain(runners: Sequence[StageRunner], batch_size: int) -> None:
-    """Step each runner until its topic is empty (the in-process bus never waits)."""
+def drain(
+    runners: Sequence[StageRunner], batch_size: int, stop: threading.Event | None = None
+) -> None:
+    """Step each runner until its topic is empty (the in-process bus never waits), or until
+    `stop` is set: a step is whole (its batch handled and committed), so stopping between
+    steps leaves every sink consistent."""
     for runner in runners:
-        while runner.step(batch_size, 0.0):
+        while not (stop is not None and stop.is_set()) and runner.step(batch_size, 0.0):
             pass
 
 
@@ -239,57 +244,79 @@ def replay(
     On the in-process bus without `speed`, `workers` processes (default: the setting
     `[replay] workers`, 0 for one per usable core) read and classify shares of the
     archives (`replay_workers`), with the same outputs as one process; 1 runs it all here.
+
+    Ctrl-C (SIGINT to the main thread) always ends the replay with KeyboardInterrupt
+    (`interrupt.Interruption`). On the in-process bus, once the stages are built, it is
+    acted on between chunks and between stage steps: the step in hand is finished and
+    committed, nothing more is read or delivered, the workers are ended, the sinks closed.
     """
     settings = pipeline.settings
     in_process = isinstance(pipeline.bus, MemoryBus)
     processes = replay_workers.worker_count(settings.replay.workers if workers is None else workers)
     parallel = in_process and speed is None and processes > 1
-    retry_transient(pipeline.bus.ensure_topics, settings.retry, pipeline.stop, "creating topics")
-    geo = pipeline.settings.geo
-    # Before any worker starts: a gazetteer missing or out of date is built once, here.
-    gazetteer = gazetteer_path(pipeline.profile, geo.gazetteer_dir) if geo.enabled else None
-    if gazetteer is not None:
-        pipeline.summary.whereabouts = Whereabouts(CityShape.read(gazetteer))
-    pool = _start_workers(pipeline, archives, collected_at, window, processes) if parallel else None
-    sinks: list[Sink] = []
-    runners: list[StageRunner] = []
-    producer = pipeline.bus.producer()
-    try:
-        sinks = pipeline.open_sinks()
-        runners = [
-            *([] if pool is not None else [pipeline.classify_runner()]),
-            *(pipeline.sink_runner(sink) for sink in [*sinks, *extra_sinks]),
-        ]
-        _run_replay(
-            pipeline, archives, runners, producer, pool, collected_at, on_progress, window, speed
+    with Interruption(pipeline.stop) as interruption:
+        retry_transient(
+            pipeline.bus.ensure_topics, settings.retry, pipeline.stop, "creating topics"
         )
-    finally:
-        if pool is not None:
-            pool.close()
-        producer.close()
-        for runner in runners:
-            runner.close()
-        for sink in sinks:
-            sink.close()
-        if not in_process:
-            groups = [runner.stage.group for runner in runners]
-            replay_kafka.delete(pipeline.settings.bus, pipeline.topics.all(), groups)
+        geo = pipeline.settings.geo
+        # Before any worker starts: a gazetteer missing or out of date is built once, here.
+        gazetteer = gazetteer_path(pipeline.profile, geo.gazetteer_dir) if geo.enabled else None
+        if gazetteer is not None:
+            pipeline.summary.whereabouts = Whereabouts(CityShape.read(gazetteer))
+        job = _worker_job(pipeline, archives, collected_at, window, processes) if parallel else None
+        pool: replay_workers.Workers | None = None
+        sinks: list[Sink] = []
+        runners: list[StageRunner] = []
+        producer = pipeline.bus.producer()
+        try:
+            if job is not None:
+                interruption.defer()  # from here on: no fork is cut short
+                pool = replay_workers.Workers(job, interruption)
+            sinks = pipeline.open_sinks()
+            runners = [
+                *([] if pool is not None else [pipeline.classify_runner()]),
+                *(pipeline.sink_runner(sink) for sink in [*sinks, *extra_sinks]),
+            ]
+            if in_process:
+                interruption.defer()
+            _run_replay(
+                pipeline,
+                archives,
+                runners,
+                producer,
+                pool,
+                collected_at,
+                on_progress,
+                window,
+                speed,
+            )
+        finally:
+            if pool is not None:
+                pool.close()
+            producer.close()
+            for runner in runners:
+                runner.close()
+            for sink in sinks:
+                sink.close()
+            if not in_process:
+                groups = [runner.stage.group for runner in runners]
+                replay_kafka.delete(pipeline.settings.bus, pipeline.topics.all(), groups)
     return pipeline.summary
 
 
-def _start_workers(
+def _worker_job(
     pipeline: Pipeline,
     archives: Iterable[Path],
     collected_at: datetime | None,
     window: TimeWindow | None,
     processes: int,
-) -> replay_workers.Workers:
-    """The worker processes, started on the archives: each reader is made here, so that a
-    file of no known format fails before any worker starts and every worker stamps posts
-    with the same collection time."""
+) -> replay_workers.Job:
+    """What the worker processes are given: each reader is made here, so that a file of no
+    known format fails before any worker starts and every worker stamps posts with the
+    same collection time."""
     settings = pipeline.settings
     readers = [ArchiveReader(path, collected_at=collected_at) for path in archives]
-    job = replay_workers.Job(
+    return replay_workers.Job(
         readers=readers,
         settings=settings,
         profile=pipeline.profile,
@@ -299,7 +326,6 @@ def _start_workers(
         size=settings.ingest.checkpoint_every,
         batch=settings.bus.batch_size,
     )
-    return replay_workers.Workers(job)
 
 
 def _run_replay(
@@ -320,7 +346,7 @@ def _run_replay(
 
     def chunk_done(position: Position) -> None:
         if in_process:
-            drain(runners, batch)
+            drain(runners, batch, pipeline.stop)
             _release_delivered(pipeline)
         if on_progress is not None:
             on_progress(position)
@@ -334,6 +360,8 @@ def _run_replay(
 
     def feed() -> None:
         for path in archives:
+            if pipeline.stop.is_set():
+                return
             feed_archive(
                 pipeline,
                 path,
@@ -357,10 +385,10 @@ def _run_replay(
 
     if pool is not None:
         feed_from_workers(pool)
-        drain(runners, batch)
+        drain(runners, batch, pipeline.stop)
     elif in_process:
         feed()
-        drain(runners, batch)
+        drain(runners, batch, pipeline.stop)
     else:
         sources = [pipeline.topics.posts] + [pipeline.topics.issues] * (len(runners) - 1)
         replay_kafka.run_threaded(

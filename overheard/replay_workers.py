@@ -30,12 +30,12 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 
 from overheard.bus.base import Producer, Topics
-from overheard.classify.decide import Classifier
-from overheard.classify.textmodels import TextModels
+from overheard.classify.decide import Classifier, TextScorer
 from overheard.clusters import cluster_key
 from overheard.deadletter import DeadLetter
 from overheard.geo.city import locator_for
 from overheard.ingest.archive import ArchiveReader, Delivery, Position
+from overheard.interrupt import Interruption
 from overheard.model import Issue, Post
 from overheard.profile import CityProfile
 from overheard.replay_time import TimeWindow
@@ -98,7 +98,7 @@ class Job:
     settings: Settings
     profile: CityProfile
     #: The trained models, loaded once before the fork (what `pipeline.text_models` gives).
-    models: TextModels | None
+    models: TextScorer | None
     window: TimeWindow | None
     workers: int
     #: Records a chunk holds.
@@ -145,7 +145,9 @@ def _work(job: Job, index: int, out: Connection, inherited: Sequence[Connection]
     `inherited` are the reading ends of the pipes the fork copied: closed at once, so
     that when the main process is gone a send fails rather than waiting for a reader."""
     # Ctrl-C reaches the whole process group: the main process decides, and ends the workers.
+    # SIGINT was blocked across the fork (`Workers`): one sent meanwhile is dropped here.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     for pipe in inherited:
         pipe.close()
     try:
@@ -183,25 +185,41 @@ def settle_garbage_collection() -> None:
 
 
 class Workers:
-    """The worker processes, and their chunks of each archive in archive order."""
+    """The worker processes, and their chunks of each archive in archive order.
 
-    def __init__(self, job: Job) -> None:
+    With an `interruption`, a Ctrl-C ends the wait for a chunk with KeyboardInterrupt."""
+
+    def __init__(self, job: Job, interruption: Interruption | None = None) -> None:
         self.job = job
-        context = multiprocessing.get_context("fork")
+        self._interruption = interruption
         self._processes: list[BaseProcess] = []
         self._pipes: list[Connection] = []
-        for index in range(job.workers):
-            receive, send = context.Pipe(duplex=False)
-            process = context.Process(
-                target=_work,
-                args=(job, index, send, [*self._pipes, receive]),
-                name=f"replay-worker-{index}",
-                daemon=True,
-            )
+        try:
+            for index in range(job.workers):
+                self._start(index)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, index: int) -> None:
+        context = multiprocessing.get_context("fork")
+        receive, send = context.Pipe(duplex=False)
+        self._pipes.append(receive)
+        process = context.Process(
+            target=_work,
+            args=(self.job, index, send, list(self._pipes)),
+            name=f"replay-worker-{index}",
+            daemon=True,
+        )
+        # Blocked until the worker ignores SIGINT: a Ctrl-C in between would otherwise
+        # reach the worker while it still has the main process's handler.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
             process.start()
-            send.close()
             self._processes.append(process)
-            self._pipes.append(receive)
+        finally:
+            send.close()
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
     def chunks(self) -> Iterator[Chunk]:
         """The next archive's chunks, in order, until every worker read all of it."""
@@ -226,7 +244,10 @@ class Workers:
 
     def _receive(self, index: int) -> Chunk | _End:
         pipe, process = self._pipes[index], self._processes[index]
-        wait([pipe, process.sentinel])
+        wake = [] if self._interruption is None else [self._interruption.fileno()]
+        wait([pipe, process.sentinel, *wake])
+        if self._interruption is not None:
+            self._interruption.check()
         if not pipe.poll():
             process.join()
             raise ReplayWorkerError(

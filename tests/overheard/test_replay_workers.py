@@ -11,6 +11,8 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from typer.testing import CliRunner
 
 from overheard import replay_workers
 from overheard.cli import app
+from overheard.ingest.archive import Position
 from overheard.paths import CONFIG_DIR
 from overheard.pipeline import Pipeline, replay
 from overheard.replay_time import TimeWindow
@@ -62,10 +65,8 @@ def jsonl_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _replay(
-    archives: list[Path], gazetteer_dir: Path, database: Path, workers: int, **options: Any
-) -> dict[str, Any]:
-    """The summary, the issues a sink got (in order) and the SQL rows of one replay."""
+def _pipeline(gazetteer_dir: Path, database: Path) -> tuple[Pipeline, IssueCollector]:
+    """A pipeline writing to SQLite in small chunks, and a sink that keeps the issues."""
     settings = load_settings(
         flags={
             "database": {"url": f"sqlite:///{database}"},
@@ -76,7 +77,23 @@ def _replay(
         }
     )
     pipeline = Pipeline.build(settings)
-    collector = IssueCollector(pipeline.profile.clusters)
+    return pipeline, IssueCollector(pipeline.profile.clusters)
+
+
+def _rows(database: Path) -> list[dict[str, Any]]:
+    engine = sqlalchemy.create_engine(f"sqlite:///{database}")
+    with engine.connect() as connection:
+        rows = connection.execute(sqlalchemy.text("SELECT * FROM issues ORDER BY id")).mappings()
+        table = [{k: v for k, v in row.items() if k != "written_at"} for row in rows]
+    engine.dispose()
+    return table
+
+
+def _replay(
+    archives: list[Path], gazetteer_dir: Path, database: Path, workers: int, **options: Any
+) -> dict[str, Any]:
+    """The summary, the issues a sink got (in order) and the SQL rows of one replay."""
+    pipeline, collector = _pipeline(gazetteer_dir, database)
     positions: list[int] = []
     summary = replay(
         pipeline,
@@ -87,16 +104,11 @@ def _replay(
         workers=workers,
         **options,
     )
-    engine = sqlalchemy.create_engine(f"sqlite:///{database}")
-    with engine.connect() as connection:
-        rows = connection.execute(sqlalchemy.text("SELECT * FROM issues ORDER BY id")).mappings()
-        table = [{k: v for k, v in row.items() if k != "written_at"} for row in rows]
-    engine.dispose()
     assert positions, "progress was never reported"
     return {
         "summary": summary.as_dict(),
         "issues": [issue.model_dump(mode="json") for issue in collector.issues],
-        "rows": table,
+        "rows": _rows(database),
     }
 
 
@@ -200,36 +212,128 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-@pytest.mark.xfail(
-    reason="known defect (issue 8): a Ctrl-C during a replay over workers is sometimes not "
-    "honoured; the replay runs on to the end (seen twice on 2026-11-23)",
-    strict=False,
-)
-def test_ctrl_c_ends_the_replay_and_its_workers(tmp_path: Path, gazetteer_dir: Path) -> None:
-    archive = tmp_path / "long.jsonl"
-    with archive.open("w") as out:
+def _interrupted_replay(
+    archives: list[Path], gazetteer_dir: Path, database: Path, workers: int, after: int
+) -> dict[str, Any]:
+    """What the sinks hold when a Ctrl-C comes as the replay reports its `after`-th chunk
+    (SIGINT to this process: the replay's handler takes it, as in `overheard replay`)."""
+    pipeline, collector = _pipeline(gazetteer_dir, database)
+    reported: list[int] = []
+
+    def progress(position: Position) -> None:
+        reported.append(position.offset)
+        if len(reported) == after:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        replay(
+            pipeline,
+            archives,
+            collected_at=COLLECTED_AT,
+            extra_sinks=[collector],
+            on_progress=progress,
+            workers=workers,
+        )
+    assert _no_workers_left()
+    # Nothing is delivered after the chunk in hand when the Ctrl-C came.
+    assert len(reported) == after
+    return {
+        "issues": [issue.model_dump(mode="json") for issue in collector.issues],
+        "rows": _rows(database),
+    }
+
+
+def test_ctrl_c_mid_replay_leaves_the_sinks_whole(
+    tmp_path: Path, gazetteer_dir: Path, jsonl_sample: Path
+) -> None:
+    # One archive: the sample's posts twice would give issues of the same ids.
+    archives = [jsonl_sample]
+    whole = _replay(archives, gazetteer_dir, tmp_path / "whole.db", 1)
+    cuts = [
+        _interrupted_replay(archives, gazetteer_dir, tmp_path / f"cut{n}.db", n, after=12)
+        for n in (1, 2)
+    ]
+    # One process or two workers: the same chunks delivered before the Ctrl-C, none after.
+    assert cuts[0] == cuts[1]
+    issues = {issue["id"]: issue for issue in cuts[0]["issues"]}
+    assert 0 < len(issues) < len(whole["issues"])
+    # Every sink got them whole: the SQL rows and the issues are those of the full replay.
+    assert list(issues.values()) == [i for i in whole["issues"] if i["id"] in issues]
+    stored = {uuid.UUID(issue).hex for issue in issues}
+    assert cuts[0]["rows"] == [row for row in whole["rows"] if row["id"] in stored]
+    assert len(cuts[0]["rows"]) == len(issues)
+
+
+@pytest.fixture(scope="module")
+def long_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """200,000 comments, with a malformed line (a dead letter, logged) every 50."""
+    path = tmp_path_factory.mktemp("long") / "long.jsonl"
+    with path.open("w") as out:
         for number in range(200_000):
-            record = {"id": f"c{number:x}", "subreddit": "baltimore", "link_id": "t3_a"}
-            record |= {"body": f"post {number} about the game", "created_utc": 1.4e9 + number}
+            record = {
+                "id": f"c{number:x}",
+                "subreddit": "baltimore",
+                "link_id": "t3_a",
+                "parent_id": "t3_a",
+                "body": f"post {number} about the game",
+                "created_utc": 1.4e9 + number,
+            }
             out.write(json.dumps(record) + "\n")
+            if number % 50 == 0:
+                out.write('{"body": "cut short\n')
+    return path
+
+
+def _dead_letters_logged(log: Path) -> int:
+    return log.read_text(errors="replace").count("dead letter from ingest")
+
+
+@pytest.mark.parametrize(
+    ("workers", "moment"), [("2", "start-up"), ("2", "mid-run"), ("1", "mid-run")]
+)
+def test_ctrl_c_ends_the_replay_and_its_workers(
+    tmp_path: Path, gazetteer_dir: Path, long_archive: Path, workers: str, moment: str
+) -> None:
+    """The `overheard replay` a user interrupts: exit 130, one line said, no worker left.
+
+    start-up: as soon as the workers are there (the sinks are being opened); mid-run:
+    once the main process has merged a thousand posts, long before the end."""
     env = {**os.environ, "OVERHEARD_GEO__GAZETTEER_DIR": str(gazetteer_dir)}
-    command = [sys.executable, "-m", "overheard", "replay", str(archive), "--workers", "2"]
-    process = subprocess.Popen(
-        [*command, "--db", f"sqlite:///{tmp_path}/o.db"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        # A shell started in the background ignores SIGINT, and its children with it.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    command = [sys.executable, "-m", "overheard", "replay", str(long_archive)]
+    log, output = tmp_path / "stderr.txt", tmp_path / "stdout.txt"
+    with log.open("wb") as stderr, output.open("wb") as stdout:
+        process = subprocess.Popen(
+            [*command, "--workers", workers, "--db", f"sqlite:///{tmp_path}/o.db"],
+            env=env,
+            stdout=stdout,
+            stderr=stderr,
+            # A shell started in the background ignores SIGINT, and its children with it.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+    try:
+        deadline = time.monotonic() + 120
+        ready: Callable[[], bool] = (
+            (lambda: len(_children(process.pid)) == 2)
+            if moment == "start-up"
+            else (lambda: _dead_letters_logged(log) >= 20)
+        )
+        while not ready() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert process.poll() is None, log.read_text()[-2000:]
+        workers_seen = _children(process.pid)
+        assert ready(), f"never reached {moment}"
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 130, log.read_text()[-2000:]
+    finally:
+        process.kill()
+        process.wait()
+    said = log.read_text()
+    assert said.splitlines()[-1] == (
+        "replay interrupted: no summary; the sinks keep what was written before it"
     )
-    deadline = time.monotonic() + 60
-    while len(workers := _children(process.pid)) < 2 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert len(workers) == 2, "the workers never started"
-    time.sleep(1)
-    process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=20) != 0
+    assert "Traceback" not in said
+    assert "posts read" not in output.read_text()
     deadline = time.monotonic() + 10
-    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+    while any(Path(f"/proc/{pid}").exists() for pid in workers_seen):
+        assert time.monotonic() < deadline, "a worker outlived the replay"
+        time.sleep(0.1)
