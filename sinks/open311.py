@@ -1070,6 +1070,21 @@ class Open311Sink(BaseSink):
         dropped += self._ledger.forget_notes(author_key=author_key)
         return recorded + dropped
 
+    def drop_text_before(self, cutoff: datetime) -> int:
+        """Retention: drop the notes still owed for reports posted before `cutoff`, the only
+        post text the ledger holds (a note waits for its request's id; one whose token never
+        resolves would otherwise keep the text for ever). Such a note is never sent, and the
+        report stays attached in the ledger. Returns how many were dropped."""
+        dropped = self._ledger.drop_notes_before(cutoff)
+        if dropped:
+            log.warning(
+                "open311: retention dropped %d notes still owed for posts made before %s; "
+                "they will not be sent",
+                dropped,
+                cutoff.isoformat(),
+            )
+        return dropped
+
     def ledger_entry(self, issue_id: uuid.UUID) -> LedgerEntry | None:
         """What the ledger knows of an issue (for acknowledgements and tests)."""
         return self._ledger.get(issue_id)

@@ -48,12 +48,14 @@ table of its own, ``open311_notes``, written in the same transaction as the repo
       owed_at      timestamp, not null when the report was attached
 
 The row goes when the server accepts the note (in the transaction that writes the
-note's id to ``update_id``, `Ledger.noted`), refuses it, or the post is forgotten
-(`Ledger.drop_note`, `Ledger.forget_notes`). So the ledger never holds a post's text
-longer than the note is owed, and a note is owed until the ledger knows it was posted: a
-process that stops between the POST and `noted` posts it again, with the same client
-``update_id``, which lets the server recognise it. `Ledger.owed_notes` lists the notes
-whose request has an id (``filed``), in the order the reports were posted.
+note's id to ``update_id``, `Ledger.noted`), refuses it, the post is forgotten
+(`Ledger.drop_note`, `Ledger.forget_notes`), or the post is older than the sink's
+``[retention] text_days`` (`Ledger.drop_notes_before`: that note is never sent). So the
+ledger never holds a post's text longer than the note is owed, and a note is owed until
+the ledger knows it was posted: a process that stops between the POST and `noted` posts
+it again, with the same client ``update_id``, which lets the server recognise it.
+`Ledger.owed_notes` lists the notes whose request has an id (``filed``), in the order the
+reports were posted.
 
 Why ``metadata.create_all`` and not Alembic, as the SQL sink does: the ledger is one small
 table in a database of its own (``[open311] ledger_url``). ``create_all`` creates it when it
@@ -443,6 +445,14 @@ class Ledger:
         )
         with self._guard("write"), self._engine.begin() as connection:
             return connection.execute(delete(notes_table).where(whose)).rowcount or 0
+
+    def drop_notes_before(self, cutoff: datetime) -> int:
+        """Drop the notes still owed for reports posted before `cutoff` (retention: the
+        ledger keeps no post's text longer than the sinks do); returns how many."""
+        old = select(ledger_table.c.issue_id).where(ledger_table.c.posted_at < cutoff)
+        statement = delete(notes_table).where(notes_table.c.issue_id.in_(old))
+        with self._guard("write"), self._engine.begin() as connection:
+            return connection.execute(statement).rowcount or 0
 
     def resolve_token(self, token: str, service_request_id: str, now: datetime) -> int:
         """Every row still holding `token` (a cluster's first report and those attached

@@ -26,7 +26,7 @@ from overheard.errors import ConfigError, TransientError
 from overheard.model import Issue, Precision
 from overheard.profile import ClustersProfile
 from overheard.settings import Open311Settings, RetrySettings, Settings
-from overheard.sinks.base import WRITTEN, Rejected, Retry
+from overheard.sinks.base import WRITTEN, Rejected, Retaining, Retry
 from overheard.sinks.open311 import (
     FILED,
     FILED_BLACKBOX,
@@ -1146,6 +1146,23 @@ def test_forgetting_a_post_drops_the_note_still_owed_for_it(
     assert [n["client_update_id"] for n in notes(server)] == [str(third.id)]
     assert sink.write([second]) == [WRITTEN]  # redelivered: still attached, no note
     assert len(note_posts(server)) == 1
+
+
+def test_retention_drops_the_notes_owed_for_older_posts(
+    server: Open311Server, make_sink: SinkFactory, ledger_url: str
+) -> None:
+    sink = make_sink(clusters=CLUSTERS, updates=True)
+    assert isinstance(sink, Retaining)  # `overheard retention apply` reaches it
+    _, second, third = token_cluster(server, sink)
+    between = second.post.created_at + timedelta(minutes=5)  # third is 10 minutes later
+    assert sink.drop_text_before(between) == 1
+    assert sink.drop_text_before(between) == 0
+    assert owed_notes(ledger_url) == [str(third.id)]
+    assert sink.resolve_tokens() == 0
+    assert sink.resolve_tokens() == 3
+    assert [n["client_update_id"] for n in notes(server)] == [str(third.id)]
+    entry = sink.ledger_entry(second.id)
+    assert entry is not None and entry.state == FILED  # still attached, without its note
 
 
 def test_without_updates_nothing_is_owed_and_no_note_is_posted(
