@@ -133,7 +133,8 @@ class ModelsSettings(_Section):
     train_if_missing: bool = True
     #: The labelled data they are trained on (see shared/data/README.md).
     data_dir: Path = Path("../shared/data")
-    #: Refuse to start without models, instead of deciding by the vocabulary alone.
+    #: Refuse to start without the trained linear models, instead of falling back to the
+    #: shipped encoder alone (or, with `encoder` off, the vocabulary alone).
     required: bool = False
     #: Re-score complaint and civic with the fine-tuned MiniLM encoder (shipped with
     #: overheard) where the linear civic head does not rule a post out; off, the linear
