@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import shutil
@@ -22,6 +23,7 @@ from overheard.classify.textmodels import (
     MODEL_FILE,
     StaleModels,
     TextModels,
+    decision_matrix,
     ensure_models,
 )
 from overheard.cli import app
@@ -100,6 +102,28 @@ def test_scores_are_probabilities_over_the_labels(trained: Trained) -> None:
     assert sum(score.category_scores.values()) == pytest.approx(1.0, abs=1e-6)
     assert score.category_score == max(score.category_scores.values())
     assert score.category_scores[score.category] == score.category_score
+
+
+def test_the_heads_give_scikit_learns_probabilities_bit_for_bit(trained: Trained) -> None:
+    """Scoring skips scikit-learn's input checks (`CalibratedHead.predict_proba`): on every
+    held-out text, in batches of the size scoring sees, each head's probabilities are the
+    very floats scikit-learn's `predict_proba` gives."""
+    models = trained.models
+    texts = []
+    for task in ("complaint", "civic", "category"):
+        with (trained.folder / "heldout" / f"{task}.csv").open(newline="") as rows:
+            texts += [row["text"] for row in csv.DictReader(rows)]
+    assert len(texts) > 1000
+    for start in range(0, len(texts), 131):
+        features = models._featurizer.transform(texts[start : start + 131])
+        assert features.data.tobytes() == (
+            models._featurizer.fitted.transform(texts[start : start + 131]).data.tobytes()
+        )
+        for head in (models._complaint, models._civic, models._category):
+            expected = head.calibrator.predict_proba(decision_matrix(head.svm, features))
+            got = head.predict_proba(features)
+            assert got.shape == expected.shape
+            assert got.tobytes() == expected.tobytes()
 
 
 def test_what_the_heads_learnt(trained: Trained) -> None:
