@@ -203,10 +203,13 @@ class ArchiveReader:
         for record in self._records(None):
             yield from self._deliver(record)
 
-    def share(self, size: int, shares: int, index: int) -> Iterator[tuple[int, list[Delivery]]]:
+    def share(
+        self, size: int, shares: int, index: int
+    ) -> Iterator[tuple[int, list[Post | DeadLetter], Position | None]]:
         """One of `shares` readers' part of the archive: cut into chunks of `size`
         records, chunk `n` is this reader's when `n % shares == index`. Yields each of
-        its chunks that holds a record, numbered, with its deliveries; the records of
+        its chunks that holds a record, numbered, with its posts and dead letters and
+        the position after the last of them (None when it has none); the records of
         other chunks are read past without being decoded, so `shares` readers together
         decode the archive once. A compressed file cannot be seeked in, so each reader
         decompresses all of it; a ``json`` document is one record, in chunk 0."""
@@ -215,16 +218,25 @@ class ArchiveReader:
         if size < 1 or not 0 <= index < shares:
             raise ValueError(f"not a share: {index} of {shares}, chunks of {size}")
         number: int | None = None
-        deliveries: list[Delivery] = []
+        items: list[Post | DeadLetter] = []
+        position: Position | None = None
         for record in self._records(lambda ordinal: ordinal // size % shares == index):
             chunk = record.number // size
             if chunk != number and number is not None:
-                yield number, deliveries
-                deliveries = []
+                yield number, items, position
+                items, position = [], None
             number = chunk
-            deliveries.extend(self._deliver(record))
+            if record.outcomes:
+                # Only the chunk's end is resumed from: no position per item is made.
+                items += (
+                    self._dead_letter(outcome, record)
+                    if isinstance(outcome, MessageError)
+                    else outcome
+                    for outcome in record.outcomes
+                )
+                position = Position(str(self.path), record.end, record.end_line)
         if number is not None:
-            yield number, deliveries
+            yield number, items, position
 
     def _records(self, wanted: Wanted | None) -> Iterator[_Record]:
         """The records `wanted` accepts (all when None), decoded."""

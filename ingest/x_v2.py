@@ -27,8 +27,12 @@ from .x_common import created_at, geojson_point, language, status_url, tweet_id
 Objects = dict[str, dict[str, Any]]
 
 
+#: The top-level members of an X API v2 response (any one of them makes a record one).
+_RESPONSE_KEYS = frozenset({"data", "includes", "meta", "errors"})
+
+
 def is_response(record: dict[str, Any]) -> bool:
-    return any(key in record for key in ("data", "includes", "meta", "errors"))
+    return not _RESPONSE_KEYS.isdisjoint(record)
 
 
 def is_tweet(record: dict[str, Any]) -> bool:

@@ -34,7 +34,7 @@ from overheard.classify.decide import Classifier, TextScorer
 from overheard.clusters import cluster_key
 from overheard.deadletter import DeadLetter
 from overheard.geo.city import locator_for
-from overheard.ingest.archive import ArchiveReader, Delivery, Position
+from overheard.ingest.archive import ArchiveReader, Position
 from overheard.interrupt import Interruption
 from overheard.model import Issue, Post
 from overheard.profile import CityProfile
@@ -110,15 +110,18 @@ class Job:
 
 
 def classify_chunk(
-    classifier: Classifier, number: int, deliveries: list[Delivery], job: Job
+    classifier: Classifier,
+    number: int,
+    items: list[Post | DeadLetter],
+    position: Position | None,
+    job: Job,
 ) -> Chunk:
     """One chunk's posts classified, dead letters kept, posts outside the window counted."""
-    chunk = Chunk(number)
+    chunk = Chunk(number, position=position)
     posts: list[Post] = []
     places: list[int] = []
     letters: list[tuple[int, Issue | DeadLetter]] = []
-    for item, position in deliveries:
-        chunk.position = position
+    for item in items:
         if isinstance(item, Post):
             if job.window is not None and item.created_at not in job.window:
                 chunk.outside_window += 1
@@ -156,10 +159,10 @@ def _work(job: Job, index: int, out: Connection, inherited: Sequence[Connection]
         classifier = Classifier(job.profile, locator, job.models)
         settle_garbage_collection()
         for reader in job.readers:
-            for number, deliveries in reader.share(job.size, job.workers, index):
+            for number, items, position in reader.share(job.size, job.workers, index):
                 if os.getppid() != job.parent:
                     return
-                out.send(classify_chunk(classifier, number, deliveries, job))
+                out.send(classify_chunk(classifier, number, items, position, job))
             out.send(_End())
     except BrokenPipeError:
         return  # the main process is gone: nobody to tell

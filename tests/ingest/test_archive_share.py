@@ -19,25 +19,29 @@ COLLECTED_AT = datetime(2026, 11, 23, tzinfo=UTC)
 
 
 def _shared(path: Path, size: int, shares: int) -> list[Delivery]:
-    """Every share's chunks put back in chunk order, checking each chunk is its share's."""
+    """Every share's chunks put back in chunk order, checking each chunk is its share's,
+    with the position each chunk ends at given to its last item (the others get None)."""
     chunks: dict[int, list[Delivery]] = {}
     for index in range(shares):
         reader = ArchiveReader(path, collected_at=COLLECTED_AT)
         numbers = []
-        for number, deliveries in reader.share(size, shares, index):
+        for number, items, position in reader.share(size, shares, index):
             assert number % shares == index
             assert number not in chunks
-            chunks[number] = deliveries
+            assert (position is None) == (not items)
+            chunks[number] = [(item, None) for item in items[:-1]]
+            chunks[number] += [(item, position) for item in items[-1:]]
             numbers.append(number)
         assert numbers == sorted(numbers)
     assert sorted(chunks) == list(range(len(chunks)))
     return [delivery for number in sorted(chunks) for delivery in chunks[number]]
 
 
-def _same(left: list[Delivery], right: list[Delivery]) -> None:
-    assert len(left) == len(right)
-    for (a, pa), (b, pb) in zip(left, right, strict=True):
-        assert pa == pb
+def _same(shared: list[Delivery], whole: list[Delivery]) -> None:
+    """The same items in the same order, and each chunk's end where the whole read is then."""
+    assert len(shared) == len(whole)
+    for (a, pa), (b, pb) in zip(shared, whole, strict=True):
+        assert pa is None or pa == pb
         assert type(a) is type(b)
         if isinstance(a, DeadLetter) and isinstance(b, DeadLetter):
             assert (a.reason, a.error, a.origin, a.original) == (
@@ -48,6 +52,7 @@ def _same(left: list[Delivery], right: list[Delivery]) -> None:
             )
         else:
             assert a == b
+    assert shared[-1][1] == whole[-1][1]
 
 
 @pytest.fixture
@@ -96,7 +101,7 @@ def test_a_json_document_is_one_record_in_the_first_share(
     whole = list(ArchiveReader(path, collected_at=COLLECTED_AT))
     assert len(whole) > 1
     reader = ArchiveReader(path, collected_at=COLLECTED_AT)
-    assert [number for number, _ in reader.share(10, 2, 1)] == []
+    assert [number for number, _, _ in reader.share(10, 2, 1)] == []
     _same(_shared(path, 10, 2), whole)
 
 

@@ -164,16 +164,16 @@ def test_the_cli_replays_with_workers(tmp_path: Path, gazetteer_dir: Path) -> No
     assert summaries[0]["posts_read"] == 1000
 
 
-def _dies_at_chunk_2(classifier: Any, number: int, deliveries: Any, job: Any) -> Chunk:
+def _dies_at_chunk_2(classifier: Any, number: int, *rest: Any) -> Chunk:
     if number == 2:
         os.kill(os.getpid(), signal.SIGKILL)
-    return _classify_chunk(classifier, number, deliveries, job)
+    return _classify_chunk(classifier, number, *rest)
 
 
-def _fails_at_chunk_3(classifier: Any, number: int, deliveries: Any, job: Any) -> Chunk:
+def _fails_at_chunk_3(classifier: Any, number: int, *rest: Any) -> Chunk:
     if number == 3:
         raise RuntimeError("the classifier broke on chunk 3")
-    return _classify_chunk(classifier, number, deliveries, job)
+    return _classify_chunk(classifier, number, *rest)
 
 
 _classify_chunk = replay_workers.classify_chunk
