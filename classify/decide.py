@@ -2,9 +2,11 @@
 
 The cascade of DESIGN.md, cheapest first: posts the classifier cannot judge
 (another language, no words) and posts the prefilter's scan stops cost almost
-nothing; the survivors are matched against the vocabulary and scored by the
-trained models in one batch; the complaints among them are located; the rules
-below decide. Every threshold comes from the city profile, and every step writes
+nothing; the survivors are matched against the vocabulary; those that name no
+subject of the profile's categories are settled there when the profile requires one
+(`require_subject`), since the models could not make them issues; the rest are
+scored by the trained models in one batch; the complaints among them are located;
+the rules below decide. Every threshold comes from the city profile, and every step writes
 a line of the explanation, tagged with the cascade stage that wrote it.
 
 Without trained models the vocabulary decides alone (`versions.classifier` says
@@ -26,7 +28,9 @@ from overheard.geo.locate import Locator
 from overheard.model import Category, Issue, Platform, Post, Precision, Scores, Versions
 from overheard.profile import OTHER, CityProfile
 
-CASCADE_VERSION = "cascade/2"
+#: cascade/3: without a subject of the profile's categories (`require_subject`), a survivor
+#: of the scan is settled before the models, which cannot make it an issue.
+CASCADE_VERSION = "cascade/3"
 #: The most characters of a post the models and the matcher read; the scan reads all.
 MAX_JUDGED_CHARS = 5_000
 
@@ -106,6 +110,10 @@ class _Evidence:
     def of(self, kind: Kind) -> list[Hit]:
         return self.by_kind.get(kind, [])
 
+    def names_subject(self) -> bool:
+        """A problem, topic or urgent phrase: a subject of one of the profile's categories."""
+        return bool(self.of(Kind.PROBLEM) or self.of(Kind.TOPIC) or self.of(Kind.URGENT))
+
 
 @dataclass
 class _Trace:
@@ -183,12 +191,25 @@ class Classifier:
             else:
                 survivors.append((index, judged, trace))
         texts = [text for _, text, _ in survivors]
-        hits = list(self.prefilter.match(texts))
-        scores: Sequence[TextScores | None] = (
-            self.models.score(texts) if self.models is not None else [None] * len(texts)
-        )
-        for (index, _, trace), found, scored in zip(survivors, hits, scores, strict=True):
-            decisions[index] = self._decide(posts[index], _Evidence(found), scored, trace)
+        evidence = [_Evidence(found) for found in self.prefilter.match(texts)]
+        # Under `require_subject` a survivor that names no subject cannot be an issue
+        # whatever the models say: it is settled here, and only the rest are scored.
+        # Most survivors are such (words the scan lets through for the models' sake).
+        weighed = [
+            n
+            for n, found in enumerate(evidence)
+            if found.names_subject() or not self.profile.decision.require_subject
+        ]
+        scores: dict[int, TextScores | None] = dict.fromkeys(weighed)
+        if self.models is not None and weighed:
+            scored = self.models.score([texts[n] for n in weighed])
+            scores = dict(zip(weighed, scored, strict=True))
+        for n, ((index, _, trace), found) in enumerate(zip(survivors, evidence, strict=True)):
+            post = posts[index]
+            if n in scores:
+                decisions[index] = self._decide(post, found, scores[n], trace)
+            else:
+                decisions[index] = self._without_subject(post, found, trace)
         return cast(list[Decision], decisions)
 
     def _covers(self, language: str | None) -> bool:
@@ -226,15 +247,27 @@ class Classifier:
 
     # -- the rules
 
-    def _decide(
-        self, post: Post, evidence: _Evidence, scored: TextScores | None, trace: _Trace
-    ) -> Decision:
-        rules = self.profile.decision
+    def _without_subject(self, post: Post, evidence: _Evidence, trace: _Trace) -> Decision:
+        self._trace_found(evidence, trace)
+        trace.add(
+            Stage.DECIDE,
+            "not civic here: the text names no subject of the profile's 311 categories, "
+            "and the models alone do not make an issue (require_subject): they are not asked",
+        )
+        return trace.decision(post, Outcome.NOT_CIVIC, Stage.DECIDE)
+
+    def _trace_found(self, evidence: _Evidence, trace: _Trace) -> None:
         found = [hit.text for hit in evidence.hits]
         trace.add(
             Stage.SCAN,
             "vocabulary found: " + (", ".join(f"'{text}'" for text in found) if found else "none"),
         )
+
+    def _decide(
+        self, post: Post, evidence: _Evidence, scored: TextScores | None, trace: _Trace
+    ) -> Decision:
+        rules = self.profile.decision
+        self._trace_found(evidence, trace)
 
         weighed_at = Stage.SCAN if scored is None else Stage.MODELS
         vocabulary = self._vocabulary_complaint(evidence)
@@ -244,15 +277,6 @@ class Classifier:
         complaint_score, decided_by = complaint
         if not self._civic(evidence, vocabulary, scored, trace):
             return trace.decision(post, Outcome.NOT_CIVIC, weighed_at)
-        if rules.require_subject and not (
-            evidence.of(Kind.PROBLEM) or evidence.of(Kind.TOPIC) or evidence.of(Kind.URGENT)
-        ):
-            trace.add(
-                Stage.DECIDE,
-                "not civic here: the text names no subject of the profile's 311 categories, "
-                "and the models alone do not make an issue (require_subject)",
-            )
-            return trace.decision(post, Outcome.NOT_CIVIC, Stage.DECIDE)
         category_key, category_score = self._category(evidence, scored, trace)
         vocab = self.profile.categories[category_key]
 

@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from overheard.classify.datasets import load_acl, load_bengaluru, load_mumbai
-from overheard.classify.decide import Classifier, Outcome
+from overheard.classify.decide import Classifier, Outcome, Stage
 from overheard.classify.encoder import SHIPPED, Encoder
 from overheard.geo.city import locator_for
 from overheard.model import Platform, Post, Provenance
@@ -86,6 +86,7 @@ def run(console: Console) -> dict[str, Any]:
         "cascade",
         "µs/post",
         "passed scan",
+        "scored",
         "+encoder",
         "encoded",
         "blank nlp.pipe",
@@ -102,8 +103,10 @@ def run(console: Console) -> dict[str, Any]:
         tokenizer = best_rate(lambda texts=texts: list(blank.pipe(texts)), len(texts), repeats=2)
         sample = texts[:FULL_PIPELINE_SAMPLE]
         pipeline = best_rate(lambda sample=sample: list(full.pipe(sample)), len(sample), repeats=1)
-        outcomes = [decision.outcome for decision in classifier.classify(mix)]
-        passed = sum(outcome is not Outcome.STOPPED_BY_SCAN for outcome in outcomes) / len(mix)
+        decisions = classifier.classify(mix)
+        passed = sum(d.outcome is not Outcome.STOPPED_BY_SCAN for d in decisions) / len(mix)
+        # Survivors that name no subject are settled before the models (require_subject).
+        scored = sum(any(s.stage is Stage.MODELS for s in d.steps) for d in decisions) / len(mix)
         sample_posts = mix[:FULL_PIPELINE_SAMPLE]
         scored_by_encoder.clear()
         encoder_rate = best_rate(
@@ -116,6 +119,7 @@ def run(console: Console) -> dict[str, Any]:
                 "cascade_posts_per_s": round(cascade),
                 "cascade_us_per_post": round(1e6 / cascade, 1),
                 "passed_scan_share": round(passed, 3),
+                "scored_share": round(scored, 3),
                 "with_encoder_posts_per_s": round(encoder_rate),
                 "encoded_share": round(encoded_share, 3),
                 "encoder_cost_ratio": round(cascade / encoder_rate, 1),
@@ -131,6 +135,7 @@ def run(console: Console) -> dict[str, Any]:
             f"{row['cascade_posts_per_s']:,}",
             f"{row['cascade_us_per_post']}",
             f"{passed:.1%}",
+            f"{scored:.1%}",
             f"{row['with_encoder_posts_per_s']:,}",
             f"{encoded_share:.1%}",
             f"{row['blank_nlp_pipe_posts_per_s']:,}",

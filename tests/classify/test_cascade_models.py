@@ -121,7 +121,7 @@ def test_a_model_decision_is_explained_with_scores_against_thresholds(
     assert decision.outcome is Outcome.ISSUE
     issue = decision.issue
     assert issue is not None
-    assert issue.versions.classifier == f"cascade/2+{trained.models.version}"
+    assert issue.versions.classifier == f"cascade/3+{trained.models.version}"
     assert issue.scores.civic is not None
     assert issue.category.name == "streetlight"
     models = [step.text for step in decision.steps if step.stage is Stage.MODELS]
@@ -132,10 +132,22 @@ def test_a_model_decision_is_explained_with_scores_against_thresholds(
 
 def test_a_brand_complaint_is_a_complaint_but_not_civic(encoded: Classifier) -> None:
     (decision,) = encoded.classify(
-        posts(["@AppleSupport my new phone screen is broken again and the repair is a joke"])
+        posts(["@Ryanair lost my luggage and the road to the airport gate was a joke, worst trip"])
     )
     assert decision.outcome is Outcome.NOT_CIVIC
     assert decision.decided_at is Stage.MODELS
+
+
+def test_a_survivor_naming_no_subject_is_settled_before_the_models(encoded: Classifier) -> None:
+    """ "broken" and "repair" let it past the scan, but no subject of a 311 category is
+    named (`require_subject`): no model could make it an issue, so none is asked."""
+    (decision,) = encoded.classify(
+        posts(["@AppleSupport my new phone screen is broken again and the repair is a joke"])
+    )
+    assert decision.outcome is Outcome.NOT_CIVIC
+    assert decision.decided_at is Stage.DECIDE
+    assert not [step for step in decision.steps if step.stage is Stage.MODELS]
+    assert decision.reasons[-1].endswith("(require_subject): they are not asked")
 
 
 def test_models_that_are_there_but_broken_stop_the_start(tmp_path: Path) -> None:
@@ -167,7 +179,7 @@ def test_the_encoder_alone_judges_complaints_and_the_vocabulary_names_the_catego
         posts(
             [
                 "The streetlight on our block is out again and the whole street is pitch dark",
-                "@AppleSupport my new phone screen is broken again and the repair is a joke",
+                "@Ryanair lost my luggage and the road to the airport gate was a joke, worst trip",
             ]
         )
     )

@@ -1,6 +1,9 @@
+from collections.abc import Sequence
+
 import pytest
 
 from overheard.classify.decide import Classifier, Outcome, Stage
+from overheard.classify.textmodels import TextScores
 from overheard.model import Issue, Platform
 from overheard.profile import load_profile
 from tests.factories import post
@@ -25,7 +28,7 @@ def test_a_problem_phrase_makes_an_issue_with_its_service_code(classifier: Class
     assert issue.category.name == "water_sewer"
     assert issue.category.service_code == "WW-Water Leak (Exterior)"
     assert issue.decided_by == "vocabulary"
-    assert issue.versions.classifier == "cascade/2+vocabulary-only"
+    assert issue.versions.classifier == "cascade/3+vocabulary-only"
     assert issue.scores.civic is None
     assert issue.scores.complaint == pytest.approx(0.9)
     assert issue.scores.locality == pytest.approx(0.9)  # "Light Street" is a street
@@ -177,3 +180,40 @@ def test_a_batch_gets_one_decision_per_post_in_order_whatever_ended_each(
     assert decisions[3].steps == decisions[1].steps and decisions[3].decided_at is Stage.SCAN
     alone = decide(classifier, "pothole on Eastern Ave again", "t3_b3", language="en-GB")
     assert decisions[2].issue == alone.issue
+
+
+class _Recording:
+    """A scorer that records what it is asked and never makes anything civic."""
+
+    version = "recording"
+    complaint_threshold = civic_threshold = 0.5
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def score(self, texts: Sequence[str]) -> list[TextScores]:
+        self.asked += texts
+        return [TextScores(0.0, 0.0, "other", 0.0, {}) for _ in texts]
+
+
+def test_survivors_naming_no_subject_are_not_scored_when_the_profile_requires_one() -> None:
+    profile = load_profile("baltimore")
+    texts = ["the dpw truck woke us up again, terrible", "pothole on Eastern Ave again"]
+    scorer = _Recording()
+    no_subject, subject = Classifier(profile, None, scorer).classify(
+        [post(text, f"t3_s{n}") for n, text in enumerate(texts)]
+    )
+    assert scorer.asked == [texts[1]]
+    assert (no_subject.outcome, no_subject.decided_at) == (Outcome.NOT_CIVIC, Stage.DECIDE)
+    assert no_subject.reasons == (
+        "vocabulary found: 'again', 'terrible'",
+        "not civic here: the text names no subject of the profile's 311 categories, and the "
+        "models alone do not make an issue (require_subject): they are not asked",
+    )
+    assert subject.outcome is Outcome.ISSUE
+    free = profile.model_copy(
+        update={"decision": profile.decision.model_copy(update={"require_subject": False})}
+    )
+    scorer = _Recording()
+    Classifier(free, None, scorer).classify([post(texts[0], "t3_s0")])
+    assert scorer.asked == [texts[0]]

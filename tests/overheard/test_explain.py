@@ -25,7 +25,7 @@ def test_an_issue_is_explained_step_by_step_with_its_place_and_service_code() ->
     assert "the subject 'streetlight' (chars 4-15) meets the complaint cue 'been out'" in lines
     assert "category: streetlight, 311 service code: BGE-StLight(s) Out" in lines
     assert "at intersection precision from 'Fleet and Ponca'" in lines
-    assert "classifier cascade/2+vocabulary-only, profile" in lines
+    assert "classifier cascade/3+vocabulary-only, profile" in lines
 
 
 def test_json_names_the_outcome_the_deciding_step_and_every_step() -> None:
