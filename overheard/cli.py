@@ -291,14 +291,23 @@ def replay(
     summary = pipeline.summary.as_dict()
     city_name = pipeline.profile.city.display_name
     if report is not None:
-        write_report(
-            report,
-            collector.issues,
-            summary,
-            city_name,
-            pipeline.summary.whereabouts,
-            collector.clusters,
-        )
+        try:
+            write_report(
+                report,
+                collector.issues,
+                summary,
+                city_name,
+                pipeline.summary.whereabouts,
+                collector.clusters,
+            )
+        except KeyboardInterrupt:
+            err.print(
+                f"replay interrupted while writing its report: the sinks hold every issue; "
+                f"{report}/ may still hold an earlier report's files",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(130) from None
     if json_summary:
         out.print_json(json.dumps(summary))
     else:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -147,11 +148,11 @@ def write_report(
     clusters: Mapping[str, Cluster] | None = None,
 ) -> None:
     """Write the four files into `directory` (created when missing, files replaced);
-    `clusters` (`IssueCollector.clusters`) groups the issues into problems."""
-    directory.mkdir(parents=True, exist_ok=True)
+    `clusters` (`IssueCollector.clusters`) groups the issues into problems.
+
+    Every file is made in memory first and each replaces its old self whole (written
+    beside it, then renamed), so an interrupted report never leaves a truncated file."""
     listed = entries(issues, whereabouts, clusters)
-    (directory / "issues.geojson").write_text(_json(geojson(listed, city)), encoding="utf-8")
-    (directory / "summary.json").write_text(_json(summary), encoding="utf-8")
     dots = [
         Dot(location.lat, location.lon, entry.issue.category.name)
         for entry in listed
@@ -166,8 +167,17 @@ def write_report(
         and (location := entry.issue.location) is not None
     ]
     png = draw_map(whereabouts.shape if whereabouts else None, dots, title, rings)
-    (directory / "map.png").write_bytes(png)
-    (directory / "report.html").write_text(page(listed, summary, city, png), encoding="utf-8")
+    files = {
+        "issues.geojson": _json(geojson(listed, city)).encode(),
+        "summary.json": _json(summary).encode(),
+        "map.png": png,
+        "report.html": page(listed, summary, city, png).encode(),
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        part = directory / f".{name}.part"
+        part.write_bytes(content)
+        os.replace(part, directory / name)
 
 
 def _json(document: dict[str, Any]) -> str:

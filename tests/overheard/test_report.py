@@ -214,6 +214,36 @@ def test_the_map_is_a_png_of_the_city(reports: list[Path]) -> None:
     assert len(_colours(picture)) > 50
 
 
+def test_a_ctrl_c_while_the_report_is_written_leaves_whole_files(
+    tmp_path: Path, gazetteer_dir: Path, reports: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Interrupted while the map is drawn (after the replay itself), the command says so in
+    one line and exits 130; the folder keeps the earlier report's files, whole."""
+    folder = tmp_path / "report"
+    shutil.copytree(reports[0], folder)
+    before = {path.name: path.read_bytes() for path in folder.iterdir()}
+
+    def interrupted(*_args: Any) -> bytes:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("overheard.report.draw_map", interrupted)
+    archive = _archive(tmp_path / "complaints.csv", POSTS[:2])
+    result = CliRunner().invoke(
+        app,
+        ["replay", str(archive), "--sink", "jsonl", "--report", str(folder)],
+        env={
+            "OVERHEARD_MODELS__ENABLED": "false",
+            "OVERHEARD_GEO__GAZETTEER_DIR": str(gazetteer_dir),
+            "OVERHEARD_JSONL__DIRECTORY": str(tmp_path / "jsonl"),
+            "OVERHEARD_AUDIT__URL": f"sqlite:///{tmp_path / 'audit.db'}",
+        },
+    )
+    assert result.exit_code == 130
+    assert "replay interrupted while writing its report" in result.output
+    assert "Traceback" not in result.output
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
+
+
 def test_the_shared_sample_replays_into_a_report(tmp_path: Path, gazetteer_dir: Path) -> None:
     summary = _replay(SAMPLE, tmp_path / "sample", gazetteer_dir)
     collection = json.loads((tmp_path / "sample" / "issues.geojson").read_text())
