@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -269,6 +270,63 @@ def test_replay_through_kafka_sums_up_as_the_in_process_bus(
     engine.dispose()
     assert rows == in_process["issues"]
     # The replay's own topics are gone once it is over.
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        assert not [t for t in admin.list_topics() if t.startswith(kafka_topic_prefix)]
+    finally:
+        admin.close()
+
+
+def test_ctrl_c_ends_a_replay_through_kafka_and_deletes_its_topics(
+    tmp_path: Path, kafka_bootstrap: str, kafka_topic_prefix: str
+) -> None:
+    """The stages run as threads on Kafka: a Ctrl-C mid-run still ends the command with
+    exit 130 and one line, and the replay's topics are deleted as after a whole replay."""
+    archive = tmp_path / "long.jsonl"
+    lines = _pushshift_archive(archive, seconds_apart=1.0, count=50_000).read_text()
+    # A malformed line every 50: dead letters logged as the feed reads, to know it runs.
+    archive.write_text(
+        "".join(
+            line + "\n" + ('{"body": "cut short\n' if number % 50 == 0 else "")
+            for number, line in enumerate(lines.splitlines())
+        )
+    )
+    env = {
+        **os.environ,
+        **_kafka_env(tmp_path, kafka_bootstrap, kafka_topic_prefix),
+        "OVERHEARD_GEO__ENABLED": "false",
+        "OVERHEARD_MODELS__ENABLED": "false",
+    }
+    log = tmp_path / "stderr.txt"
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "overheard", "replay", str(archive), "--bus", "kafka"]
+            + ["--db", f"sqlite:///{tmp_path}/o.db"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            # A shell started in the background ignores SIGINT, and its children with it.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while (
+            log.read_text(errors="replace").count("dead letter from ingest") < 20
+            and process.poll() is None
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.05)
+        assert process.poll() is None, log.read_text()[-2000:]
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=120) == 130, log.read_text()[-2000:]
+    finally:
+        process.kill()
+        process.wait()
+    said = log.read_text()
+    assert said.splitlines()[-1] == (
+        "replay interrupted: no summary; the sinks keep what was written before it"
+    )
+    assert "Traceback" not in said
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     try:
         assert not [t for t in admin.list_topics() if t.startswith(kafka_topic_prefix)]
