@@ -8,11 +8,8 @@ import json
 import multiprocessing
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +27,7 @@ from overheard.replay_time import TimeWindow
 from overheard.replay_workers import Chunk, ReplayWorkerError
 from overheard.report import IssueCollector
 from overheard.settings import load_settings
+from tests.support.interrupting import children_of, dead_letters_logged, interrupt_replay
 
 SAMPLE = CONFIG_DIR / "samples" / "reddit-baltimore-top-2013.csv"
 COLLECTED_AT = datetime(2026, 11, 23, tzinfo=UTC)
@@ -200,18 +198,6 @@ def test_a_worker_that_dies_or_fails_ends_the_replay_with_an_error(
     assert _no_workers_left()
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # it ended meanwhile
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
 def _interrupted_replay(
     archives: list[Path], gazetteer_dir: Path, database: Path, workers: int, after: int
 ) -> dict[str, Any]:
@@ -284,10 +270,6 @@ def long_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _dead_letters_logged(log: Path) -> int:
-    return log.read_text(errors="replace").count("dead letter from ingest")
-
-
 @pytest.mark.parametrize(
     ("workers", "moment"), [("2", "start-up"), ("2", "mid-run"), ("1", "mid-run")]
 )
@@ -298,40 +280,16 @@ def test_ctrl_c_ends_the_replay_and_its_workers(
 
     start-up: as soon as the workers are there (the sinks are being opened); mid-run:
     once the main process has merged a thousand posts, long before the end."""
-    env = {**os.environ, "OVERHEARD_GEO__GAZETTEER_DIR": str(gazetteer_dir)}
-    command = [sys.executable, "-m", "overheard", "replay", str(long_archive)]
-    log, output = tmp_path / "stderr.txt", tmp_path / "stdout.txt"
-    with log.open("wb") as stderr, output.open("wb") as stdout:
-        process = subprocess.Popen(
-            [*command, "--workers", workers, "--db", f"sqlite:///{tmp_path}/o.db"],
-            env=env,
-            stdout=stdout,
-            stderr=stderr,
-            # A shell started in the background ignores SIGINT, and its children with it.
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-        )
-    try:
-        deadline = time.monotonic() + 120
-        ready: Callable[[], bool] = (
-            (lambda: len(_children(process.pid)) == 2)
-            if moment == "start-up"
-            else (lambda: _dead_letters_logged(log) >= 20)
-        )
-        while not ready() and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert process.poll() is None, log.read_text()[-2000:]
-        workers_seen = _children(process.pid)
-        assert ready(), f"never reached {moment}"
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=30) == 130, log.read_text()[-2000:]
-    finally:
-        process.kill()
-        process.wait()
-    said = log.read_text()
-    assert said.splitlines()[-1] == (
-        "replay interrupted: no summary; the sinks keep what was written before it"
+    output = tmp_path / "stdout.txt"
+    workers_seen = interrupt_replay(
+        [str(long_archive), "--workers", workers, "--db", f"sqlite:///{tmp_path}/o.db"],
+        {"OVERHEARD_GEO__GAZETTEER_DIR": str(gazetteer_dir)},
+        tmp_path / "stderr.txt",
+        (lambda process: len(children_of(process.pid)) == 2)
+        if moment == "start-up"
+        else (lambda _process: dead_letters_logged(tmp_path / "stderr.txt") >= 20),
+        stdout=output,
     )
-    assert "Traceback" not in said
     assert "posts read" not in output.read_text()
     deadline = time.monotonic() + 10
     while any(Path(f"/proc/{pid}").exists() for pid in workers_seen):
