@@ -240,6 +240,15 @@ def replay(
             "[replay] workers (0).",
         ),
     ] = None,
+    encoder: Annotated[
+        bool | None,
+        typer.Option(
+            "--encoder/--no-encoder",
+            help="Whether the fine-tuned encoder re-scores what the linear civic head lets "
+            "through. --no-encoder: the linear heads alone, about ten times faster and less "
+            "accurate. Default: [models] encoder (on).",
+        ),
+    ] = None,
 ) -> None:
     """Replay archived feeds through every stage in this process, and print a summary.
 
@@ -259,6 +268,7 @@ def replay(
         bus__bootstrap_servers=bootstrap,
         sinks=sink,
         replay__workers=workers,
+        models__encoder=encoder,
     )
     if bus is ReplayBus.KAFKA:
         from overheard.replay_kafka import fresh_bus

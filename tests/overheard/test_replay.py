@@ -25,6 +25,28 @@ from tests.support.interrupting import dead_letters_logged, interrupt_replay
 SAMPLE = CONFIG_DIR / "samples" / "reddit-baltimore-top-2013.csv"
 
 
+def test_no_encoder_leaves_the_decision_to_the_cheaper_models(tmp_path: Path) -> None:
+    """`--no-encoder` is `[models] encoder = false` for one replay: no issue names the
+    encoder among the models that decided (the linear heads where they can be trained,
+    else the vocabulary)."""
+    database = tmp_path / "overheard.db"
+    result = CliRunner().invoke(
+        app,
+        ["replay", str(SAMPLE), "--db", f"sqlite:///{database}", "--json", "--no-encoder"],
+        env={"OVERHEARD_GEO__ENABLED": "false"},
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["issues"] > 0
+    engine = sqlalchemy.create_engine(f"sqlite:///{database}")
+    with engine.connect() as connection:
+        versions = set(
+            connection.scalars(sqlalchemy.text("SELECT DISTINCT classifier_version FROM issues"))
+        )
+    engine.dispose()
+    assert len(versions) == 1
+    assert "minilm" not in versions.pop().lower()
+
+
 def test_replay_writes_every_issue_to_every_sink_and_sums_up(tmp_path: Path) -> None:
     database = tmp_path / "overheard.db"
     result = CliRunner().invoke(
